@@ -19,11 +19,15 @@ _CHUNK = 1024 * 1024
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise InvalidInputError(f"naive datetime {value!r} cannot be hashed; give it a timezone")
+            raise InvalidInputError(
+                f"naive datetime {value!r} cannot be hashed; give it a timezone"
+            )
         return value.isoformat()
     if isinstance(value, set | frozenset):
         return sorted(value)
-    raise InvalidInputError(f"value of type {type(value).__name__} is not JSON-serializable: {value!r}")
+    raise InvalidInputError(
+        f"value of type {type(value).__name__} is not JSON-serializable: {value!r}"
+    )
 
 
 def _check_floats(value: Any) -> None:
@@ -77,7 +81,7 @@ def sha256_stream(stream: BinaryIO | Iterable[bytes]) -> tuple[str, int]:
         reader: BinaryIO = stream  # type: ignore[assignment]
         chunks = iter(lambda: reader.read(_CHUNK), b"")
     else:
-        chunks = stream  # type: ignore[assignment]
+        chunks = stream
     for chunk in chunks:
         digest.update(chunk)
         size += len(chunk)

@@ -99,7 +99,6 @@ class CoreSettings(BaseStewardSettings):
     debug: bool = Field(default=False, description="Show tracebacks for errors (STEWARD_DEBUG).")
 
 
-
 def load_settings(cls: type[S], **overrides: Any) -> S:
     """Build settings of type ``cls``, turning validation errors into one clear message.
 
@@ -116,5 +115,7 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         problems = []
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]) or "settings"
-            problems.append(f"{ENV_PREFIX}{name.upper()}: {error['msg']} (got {error.get('input')!r})")
+            problems.append(
+                f"{ENV_PREFIX}{name.upper()}: {error['msg']} (got {error.get('input')!r})"
+            )
         raise ConfigurationError("invalid settings: " + "; ".join(problems)) from None

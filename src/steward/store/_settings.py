@@ -6,12 +6,12 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from steward.core import BaseStewardSettings
+from steward.core import CoreSettings
 
 __all__ = ["StoreSettings"]
 
 
-class StoreSettings(BaseStewardSettings):
+class StoreSettings(CoreSettings):
     """Where the metadata database and the artifact store are, chosen by URL.
 
     Defaults give the embedded layout under ``STEWARD_HOME``: ``steward.db``
@@ -38,7 +38,9 @@ class StoreSettings(BaseStewardSettings):
     )
     encrypt_artifacts: bool = Field(
         default=False,
-        description="Seal new artifacts with AES-GCM (STEWARD_ENCRYPT_ARTIFACTS); needs a master key.",
+        description=(
+            "Seal new artifacts with AES-GCM (STEWARD_ENCRYPT_ARTIFACTS); needs a master key."
+        ),
     )
     master_key: SecretStr | None = Field(
         default=None,
@@ -46,7 +48,9 @@ class StoreSettings(BaseStewardSettings):
     )
     master_key_file: Path | None = Field(
         default=None,
-        description="File holding base64 master keys, one per line, newest first (STEWARD_MASTER_KEY_FILE).",
+        description=(
+            "File of base64 master keys, one per line, newest first (STEWARD_MASTER_KEY_FILE)."
+        ),
     )
     auto_migrate: bool | None = Field(
         default=None,
