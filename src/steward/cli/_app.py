@@ -1,0 +1,127 @@
+"""The ``steward`` command: Typer app and the error boundary around it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from steward.cli import _audit, _db
+from steward.cli._common import HomeOption, JsonOption, open_store, store_settings
+from steward.cli._output import console, err_console, exit_code_for, print_json, print_table
+from steward.core import StewardError
+from steward.demo import run_demo
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="steward",
+    help="steward: carry a model from data to prediction with a tamper-evident record.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(_db.app, name="db")
+app.add_typer(_audit.app, name="audit")
+
+_DEBUG = "STEWARD_DEBUG"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("steward")
+    except metadata.PackageNotFoundError:  # running from a source tree without install
+        return "unknown"
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks for errors.")
+    ] = False,
+) -> None:
+    if debug:
+        os.environ[_DEBUG] = "1"
+
+
+@app.command("version")
+def version(json: JsonOption = False) -> None:
+    """Print steward's version."""
+    if json:
+        print_json({"steward": _version(), "python": sys.version.split()[0]})
+    else:
+        console.print(f"steward {_version()}")
+
+
+@app.command("init")
+def init(home: HomeOption = None, json: JsonOption = False) -> None:
+    """Create (or upgrade) a steward home: metadata database, artifact store, audit chain."""
+    store = open_store(home)
+    try:
+        facts = store.initialize()
+    finally:
+        store.close()
+    if json:
+        print_json({"home": str(store_settings(home).home), **facts})
+        return
+    verb = "initialized" if facts["initialized"] else "already initialized; schema checked"
+    console.print(f"steward home {verb}")
+    console.print(f"  database   {facts['database']} (schema {facts['schema_revision']})")
+    console.print(f"  artifacts  {facts['artifacts']}")
+
+
+@app.command("demo")
+def demo(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Folder for the demo's home (default: a new temporary folder).",
+            show_default=False,
+        ),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Run the guided tour on an embedded home and print what steward recorded."""
+    target = home or Path(tempfile.mkdtemp(prefix="steward-demo-"))
+    say = (lambda _: None) if json else (lambda line: console.print(f"• {line}"))
+    report = run_demo(target, say=say)
+    if json:
+        print_json({"home": report.home, "steps": report.steps})
+        return
+    events = next(s["events"] for s in report.steps if s["step"] == "audit.log")
+    print_table(
+        "audit log",
+        ["seq", "actor", "action", "object", "hash"],
+        (
+            (
+                e["seq"],
+                e["actor"],
+                e["action"],
+                f"{e['object_type']}/{e['object_id'][:16]}",
+                e["hash"][:16] + "…",
+            )
+            for e in events
+        ),
+    )
+    console.print(f"home kept at {report.home}; try: steward audit verify --home {report.home}")
+
+
+def main() -> None:
+    """Entry point: run the app; user errors become one line on stderr and an exit code.
+
+    Usage errors and ``--help`` are handled by Typer itself (exit code 2 and 0).
+    """
+    try:
+        app()
+    except StewardError as exc:
+        if os.environ.get(_DEBUG) in ("1", "true"):
+            raise
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code_for(exc))

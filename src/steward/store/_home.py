@@ -1,0 +1,103 @@
+"""One steward home's persistence, wired together: database, artifacts, audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from steward.core import Clock, ConfigurationError, SystemClock
+from steward.store._artifact_uri import open_artifact_store
+from steward.store._artifacts import ArtifactStore
+from steward.store._auditlog import AuditLog
+from steward.store._database import Database, open_database
+from steward.store._settings import StoreSettings
+from steward.store._uow import UnitOfWork, unit_of_work
+
+__all__ = ["Store"]
+
+
+class Store:
+    """The persistence of one steward deployment, as services use it.
+
+    Example:
+        >>> store = Store.open(StoreSettings(home=tmp_path))  # doctest: +SKIP
+        >>> with store.unit_of_work() as uow:  # doctest: +SKIP
+        ...     uow.audit("model.create", "model", "fraud")
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        artifacts: ArtifactStore,
+        *,
+        actor: str,
+        clock: Clock | None = None,
+        settings: StoreSettings | None = None,
+    ) -> None:
+        self.database = database
+        self.artifacts = artifacts
+        self.actor = actor
+        self.clock: Clock = clock or SystemClock()
+        self.audit = AuditLog(database)
+        self.settings = settings
+        self.artifact_uri = settings.resolved_artifact_uri() if settings else repr(artifacts)
+
+    @classmethod
+    def open(cls, settings: StoreSettings | None = None, *, clock: Clock | None = None) -> Store:
+        """Open the database and artifact store named by the settings.
+
+        Raises:
+            ConfigurationError: a URL is malformed or a location is not writable.
+            BackendUnavailableError: a server cannot be reached.
+        """
+        settings = settings or StoreSettings()
+        if settings.database_url is None or settings.artifact_uri is None:
+            try:
+                settings.home.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"STEWARD_HOME={str(settings.home)!r} cannot be created ({exc.strerror}); "
+                    "set STEWARD_HOME to a writable folder"
+                ) from exc
+        return cls(
+            open_database(settings),
+            open_artifact_store(settings),
+            actor=settings.user,
+            clock=clock,
+            settings=settings,
+        )
+
+    @contextmanager
+    def unit_of_work(self, *, actor: str | None = None) -> Iterator[UnitOfWork]:
+        """Open one audited write transaction (see :func:`unit_of_work`)."""
+        with unit_of_work(self.database, actor=actor or self.actor, clock=self.clock) as uow:
+            yield uow
+
+    def initialize(self) -> dict[str, Any]:
+        """Create or upgrade the schema; record the first initialization in the audit chain.
+
+        Returns:
+            What was done: database, artifact location, schema revision, and whether
+            this call initialized the home.
+        """
+        status = self.database.upgrade()
+        first = self.audit.head() is None
+        if first:
+            with self.unit_of_work() as uow:
+                uow.audit(
+                    "home.initialize",
+                    "home",
+                    "steward",
+                    {"database": self.database.display_url, "artifacts": self.artifact_uri},
+                )
+        return {
+            "database": self.database.display_url,
+            "artifacts": self.artifact_uri,
+            "schema_revision": status.current,
+            "initialized": first,
+        }
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.database.dispose()

@@ -1,0 +1,170 @@
+"""The command line, as a user and a script meet it: output, --json, exit codes, errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from steward.cli import main
+
+
+def run(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["steward", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 1), out, err
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("STEWARD_HOME", "STEWARD_DATABASE_URL", "STEWARD_ARTIFACT_URI", "STEWARD_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STEWARD_USER", "tester")
+    monkeypatch.chdir(tmp_path)
+
+
+def test_cli_version_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run(["version", "--json"], capsys, monkeypatch)
+    assert code == 0
+    assert json.loads(out)["steward"]
+
+
+def test_cli_init_then_verify_and_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    code, out, _ = run(["init", "--home", str(home), "--json"], capsys, monkeypatch)
+    assert code == 0
+    facts = json.loads(out)
+    assert facts["initialized"] is True
+    assert (home / "steward.db").is_file()
+    code, out, _ = run(["init", "--home", str(home), "--json"], capsys, monkeypatch)
+    assert json.loads(out)["initialized"] is False
+
+    code, out, _ = run(["audit", "verify", "--home", str(home), "--json"], capsys, monkeypatch)
+    assert code == 0
+    assert json.loads(out)["ok"] is True
+
+    code, out, _ = run(
+        ["audit", "log", "--home", str(home), "--json", "--actor", "tester"], capsys, monkeypatch
+    )
+    events = json.loads(out)
+    assert [e["action"] for e in events] == ["home.initialize"]
+
+    code, out, _ = run(["db", "current", "--home", str(home), "--json"], capsys, monkeypatch)
+    assert json.loads(out)["up_to_date"] is True
+
+
+def test_cli_verify_fails_on_tampering_naming_the_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    run(["init", "--home", str(home)], capsys, monkeypatch)
+    code, out, _ = run(["audit", "head", "--home", str(home), "--json"], capsys, monkeypatch)
+    anchor = json.loads(out)["head"]
+    with sqlite3.connect(home / "steward.db") as conn:
+        conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 1")
+    code, _, err = run(["audit", "verify", "--home", str(home)], capsys, monkeypatch)
+    assert code == 1
+    assert "BROKEN at event 1" in err
+    code, out, _ = run(
+        ["audit", "verify", "--home", str(home), "--anchor", anchor, "--json"], capsys, monkeypatch
+    )
+    assert code == 1
+    assert json.loads(out)["first_bad_seq"] == 1
+
+
+def test_cli_export_writes_jsonl(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    run(["init", "--home", str(home)], capsys, monkeypatch)
+    target = tmp_path / "audit.jsonl"
+    code, _, err = run(
+        ["audit", "export", "--home", str(home), "-o", str(target)], capsys, monkeypatch
+    )
+    assert code == 0
+    assert "wrote 1 events" in err
+    line = json.loads(target.read_text().splitlines()[0])
+    assert line["actor"] == "tester"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "message"),
+    [
+        (
+            ["init"],
+            {"STEWARD_DATABASE_URL": "mongodb://x"},
+            2,
+            "STEWARD_DATABASE_URL has unsupported scheme 'mongodb'",
+        ),
+        (["init"], {"STEWARD_ARTIFACT_URI": "gopher://x/y"}, 2, "STEWARD_ARTIFACT_URI"),
+        (
+            ["init"],
+            {"STEWARD_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/x"},
+            7,
+            "cannot connect",
+        ),
+        (["audit", "log", "--since", "yesterday"], {}, 2, "--since 'yesterday' is not an ISO date"),
+        (
+            ["audit", "export", "--format", "xml"],
+            {},
+            2,
+            "--format 'xml' is not supported; valid: jsonl",
+        ),
+        (["audit", "verify", "--anchor", "nope"], {}, 2, "SEQ:HASH"),
+    ],
+)
+def test_cli_user_errors_are_one_line_with_exit_code(
+    args: list[str],
+    env: dict[str, str],
+    code: int,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    got, _, err = run(args, capsys, monkeypatch)
+    assert got == code
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_cli_unwritable_home_names_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(["init", "--home", str(blocker / "home")], capsys, monkeypatch)
+    assert code == 2
+    assert "STEWARD_HOME" in err
+
+
+def test_cli_usage_error_exit_code(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run(["audit", "log", "--limit", "0"], capsys, monkeypatch)
+    assert code == 2
+    assert "--limit" in err
+
+
+def test_cli_demo_json_reports_steps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run(["demo", "--home", str(tmp_path / "demo"), "--json"], capsys, monkeypatch)
+    assert code == 0
+    steps = {s["step"]: s for s in json.loads(out)["steps"]}
+    assert steps["audit.verify"]["ok"] is True
+    assert steps["audit.tamper_demo"]["detected"] is True
+    assert steps["audit.tamper_demo"]["first_bad_seq"] == 2
