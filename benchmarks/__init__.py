@@ -1,0 +1,1 @@
+"""steward's benchmarks, run with ``python -m benchmarks.run`` (see benchmarks/README.md)."""
