@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "monitoring": {"store", "serving", "quality", "registry", "tracking"},
     "pipelines": {"store", "tracking", "registry", "quality"},
 }
-TOP = {"api", "ui", "cli", "demo"}  # adapters: may use every context, publicly
+TOP = {"api", "ui", "cli", "demo", "sdk"}  # adapters: may use every context, publicly
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

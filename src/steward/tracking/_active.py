@@ -1,0 +1,285 @@
+"""A run being recorded: buffered metric logging with a bounded flush interval.
+
+Metric values are kept in memory and written in one transaction per flush: when
+``flush_every`` values are waiting, when the oldest has waited ``flush_interval``
+seconds (a daemon thread checks), when the run ends, and at interpreter exit.
+Params and tags are written at once, so a conflicting param fails at the call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from steward.core import ConflictError, InvalidInputError
+from steward.tracking._models import Metric, Run, RunStatus
+from steward.tracking._validation import check_key, check_metric_value
+
+if TYPE_CHECKING:
+    from steward.tracking._service import TrackingService
+
+__all__ = ["ActiveRun"]
+
+_LIVE: weakref.WeakSet[ActiveRun] = weakref.WeakSet()
+_EXIT_HOOK = False
+_log = logging.getLogger("steward.tracking")
+
+
+class ActiveRun:
+    """Handle on a running run; use it as a context manager.
+
+    Leaving the ``with`` block ends the run as finished, or as failed with the
+    exception recorded when the block raises.
+
+    Example:
+        >>> with tracking.start_run("fraud", params={"lr": 0.1}) as run:  # doctest: +SKIP
+        ...     run.log_metric("auc", 0.91)
+    """
+
+    def __init__(
+        self,
+        service: TrackingService,
+        run_id: str,
+        *,
+        flush_every: int = 5_000,
+        flush_interval: float = 2.0,
+    ) -> None:
+        self._service = service
+        self.id = run_id
+        self._flush_every = flush_every
+        self._flush_interval = flush_interval
+        self._lock = threading.RLock()
+        self._buffer: list[tuple[str, float, int, int]] = []
+        self._oldest: float | None = None
+        self._next_step: dict[str, int] = {}
+        self._params: dict[str, Any] = {}
+        self._ended = False
+        self._started = time.perf_counter()
+        self._cpu_started = time.process_time()
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        _LIVE.add(self)
+        _register_exit_hook()
+
+    def __repr__(self) -> str:
+        return f"ActiveRun(id={self.id!r})"
+
+    # -- logging -----------------------------------------------------------
+
+    def log_metric(
+        self, key: str, value: float, *, step: int | None = None, timestamp_ms: int | None = None
+    ) -> None:
+        """Buffer one metric value; ``step`` defaults to the next step of that key.
+
+        Raises:
+            InvalidInputError: the key is malformed or the value not a finite number.
+        """
+        self._append([(key, value)], step, timestamp_ms)
+
+    def log_metrics(
+        self, values: Mapping[str, float], *, step: int | None = None, timestamp_ms: int | None = None
+    ) -> None:
+        """Buffer several metrics at one step (checked all before any is kept)."""
+        self._append(list(values.items()), step, timestamp_ms)
+
+    def log_batch(
+        self,
+        metrics: Iterable[Metric | tuple[str, float, int]] = (),
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Log many metric values (``Metric`` or ``(key, value, step)``), params and tags."""
+        now = self._service.now_ms()
+        rows: list[tuple[str, float, int, int]] = []
+        for item in metrics:
+            if isinstance(item, Metric):
+                key, value, step, ts = item.key, item.value, item.step, item.timestamp_ms
+            else:
+                key, value, step = item
+                ts = now
+            rows.append((check_key("metric", key), check_metric_value(key, value), int(step), ts))
+        if params:
+            self.log_params(params)
+        if tags:
+            self.set_tags(tags)
+        self._extend(rows)
+
+    def _append(
+        self, items: list[tuple[str, Any]], step: int | None, timestamp_ms: int | None
+    ) -> None:
+        ts = self._service.now_ms() if timestamp_ms is None else int(timestamp_ms)
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise InvalidInputError(f"step must be an integer, got {step!r}")
+        rows = []
+        for key, value in items:
+            check_key("metric", key)
+            number = check_metric_value(key, value)
+            with self._lock:
+                at = self._next_step.get(key, 0) if step is None else step
+                self._next_step[key] = max(self._next_step.get(key, 0), at + 1)
+            rows.append((key, number, at, ts))
+        self._extend(rows)
+
+    def _extend(self, rows: list[tuple[str, float, int, int]]) -> None:
+        if not rows:
+            return
+        with self._lock:
+            self._check_open()
+            self._buffer.extend(rows)
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+                self._ensure_flusher()
+            full = len(self._buffer) >= self._flush_every
+        if full:
+            self.flush()
+
+    def log_param(self, key: str, value: Any) -> None:
+        """Record a param (str, int, float or bool); immutable once logged.
+
+        Raises:
+            ConflictError: the param was logged before with a different value.
+        """
+        self.log_params({key: value})
+
+    def log_params(self, values: Mapping[str, Any]) -> None:
+        """Record several params in one transaction (all or none)."""
+        self._check_open()
+        for key, value in values.items():
+            if key in self._params and self._params[key] != value:
+                raise ConflictError(
+                    f"param {key!r} of run {self.id} is already {self._params[key]!r}; "
+                    f"params are immutable, cannot set {value!r}"
+                )
+        self._service._log_params(self.id, values)
+        self._params.update(values)
+
+    def set_tag(self, key: str, value: str) -> None:
+        """Set a tag (tags are mutable)."""
+        self.set_tags({key: value})
+
+    def set_tags(self, values: Mapping[str, str]) -> None:
+        """Set several tags in one transaction."""
+        self._service._set_tags(self.id, values)
+
+    def log_artifact(self, path: str | os.PathLike[str], *, name: str | None = None) -> list[str]:
+        """Store a file or a folder's files under the run; returns the stored logical paths."""
+        return self._service.log_artifact(self.id, Path(path), name=name)
+
+    def log_dataset(self, source: Any, *, name: str, role: str = "train") -> Any:
+        """Fingerprint and profile a dataset and link it to this run with a role."""
+        return self._service.log_dataset(self.id, source, name=name, role=role)
+
+    def note(self, text: str) -> None:
+        """Append a note to the run's notes."""
+        self._service.add_note(self.id, text)
+
+    # -- flushing and ending -----------------------------------------------
+
+    def flush(self) -> int:
+        """Write buffered metric values now; returns how many were written."""
+        with self._lock:
+            rows, self._buffer, self._oldest = self._buffer, [], None
+        if rows:
+            try:
+                self._service._write_metrics(self.id, rows)
+            except BaseException:
+                with self._lock:  # keep them for the next attempt: nothing logged is lost
+                    self._buffer[:0] = rows
+                    self._oldest = self._oldest or time.monotonic()
+                raise
+        return len(rows)
+
+    def _ensure_flusher(self) -> None:
+        if self._flusher is None or not self._flusher.is_alive():
+            self._flusher = threading.Thread(
+                target=_flush_loop, args=(weakref.ref(self),), name=f"steward-flush-{self.id[:8]}",
+                daemon=True,
+            )
+            self._flusher.start()
+
+    def _due(self) -> bool:
+        with self._lock:
+            return self._oldest is not None and time.monotonic() - self._oldest >= self._flush_interval
+
+    def end(self, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None) -> Run:
+        """Flush and end the run with a status; returns the stored run."""
+        status = RunStatus(status)
+        if status is RunStatus.RUNNING:
+            raise InvalidInputError("a run cannot be ended with status 'running'")
+        with self._lock:
+            if self._ended:
+                return self._service.get_run(self.id)
+            rows, self._buffer, self._oldest = self._buffer, [], None
+            self._ended = True
+        self._wake.set()
+        return self._service._end_run(
+            self.id,
+            status,
+            rows=rows,
+            error=error,
+            wall_seconds=time.perf_counter() - self._started,
+            cpu_seconds=time.process_time() - self._cpu_started,
+        )
+
+    def _check_open(self) -> None:
+        if self._ended:
+            raise ConflictError(f"run {self.id} has ended; start a new run to log more")
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.end(RunStatus.FINISHED)
+        elif isinstance(exc, KeyboardInterrupt):
+            self.end(RunStatus.KILLED, error="KeyboardInterrupt")
+        else:
+            detail = "".join(traceback.format_exception(exc_type, exc, tb))[-4000:]
+            self.end(RunStatus.FAILED, error=detail)
+
+
+def _flush_loop(ref: Callable[[], ActiveRun | None]) -> None:
+    while True:
+        run = ref()
+        if run is None or run._ended:
+            return
+        interval = run._flush_interval
+        wake = run._wake
+        if run._due():
+            try:
+                run.flush()
+            except Exception:  # noqa: BLE001 - values stay buffered; retried next tick or at end
+                _log.warning("flushing metrics of run %s failed; will retry", run.id, exc_info=True)
+        del run
+        wake.wait(interval / 4)
+
+
+def _flush_all_at_exit() -> None:
+    for run in list(_LIVE):
+        if not run._ended:
+            try:
+                run.end(RunStatus.FINISHED)
+            except Exception:  # noqa: BLE001 - the interpreter is going away; report and go on
+                _log.error("could not end run %s at exit", run.id, exc_info=True)
+
+
+def _register_exit_hook() -> None:
+    global _EXIT_HOOK
+    if not _EXIT_HOOK:
+        atexit.register(_flush_all_at_exit)
+        _EXIT_HOOK = True

@@ -1,0 +1,670 @@
+"""The tracking service: experiments, runs, params, metrics, tags, artifacts, datasets."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from steward.core import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    canonical_json,
+    new_id,
+    sha256_hex,
+)
+from steward.store import Store, UnitOfWork
+from steward.tracking._active import ActiveRun
+from steward.tracking._models import (
+    DatasetVersion,
+    Experiment,
+    Metric,
+    Page,
+    Run,
+    RunStatus,
+)
+from steward.tracking._rows import datasets_of, load_runs, to_dataset, to_experiment
+from steward.tracking._search import compile_filter, compile_order_by
+from steward.tracking._tables import (
+    dataset_versions,
+    environments,
+    experiments,
+    latest_metrics,
+    metrics,
+    params,
+    run_artifacts,
+    run_datasets,
+    run_tags,
+    runs,
+)
+from steward.tracking._validation import check_key, check_name, decode_param, encode_param
+
+__all__ = ["TrackingService"]
+
+MAX_PAGE = 1_000
+
+
+class TrackingService:
+    """Experiments and runs of one steward home. Every change is audited.
+
+    Example:
+        >>> tracking = TrackingService(Store.open())  # doctest: +SKIP
+        >>> with tracking.start_run("fraud", params={"model": "hgb"}) as run:  # doctest: +SKIP
+        ...     run.log_metrics({"auc": 0.91, "loss": 0.2}, step=1)
+    """
+
+    def __init__(self, store: Store, *, capture_environment: bool = True) -> None:
+        self.store = store
+        self._capture = capture_environment
+        self._stored_environments: set[str] = set()
+
+    def now_ms(self) -> int:
+        """Milliseconds since the epoch by the store's clock."""
+        return int(self.store.clock.now().timestamp() * 1000)
+
+    # -- experiments -------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> Experiment:
+        """Create an experiment.
+
+        Raises:
+            ConflictError: an experiment with that name exists.
+            InvalidInputError: the name or a tag is malformed.
+        """
+        check_name("experiment", name)
+        tag_values = self._check_tags(tags or {})
+        with self.store.unit_of_work() as uow:
+            return self._insert_experiment(uow, name, description, tag_values)
+
+    def _insert_experiment(
+        self, uow: UnitOfWork, name: str, description: str, tags: dict[str, str]
+    ) -> Experiment:
+        if uow.conn.execute(sa.select(experiments.c.id).where(experiments.c.name == name)).first():
+            raise ConflictError(f"experiment {name!r} already exists")
+        row = {
+            "id": new_id(),
+            "name": name,
+            "description": description,
+            "owner": uow.actor,
+            "tags": canonical_json(tags),
+            "created_at": uow.clock.now(),
+            "archived_at": None,
+        }
+        uow.conn.execute(experiments.insert(), row)
+        uow.audit("experiment.create", "experiment", row["id"], {"name": name, "tags": tags})
+        return to_experiment(_Obj(row))
+
+    def get_experiment(self, name_or_id: str) -> Experiment:
+        """Return an experiment by name or id.
+
+        Raises:
+            NotFoundError: no such experiment; the message lists some that exist.
+        """
+        with self.store.database.read() as conn:
+            return self._experiment(conn, name_or_id)
+
+    def find_experiment(self, name_or_id: str) -> Experiment | None:
+        """Return an experiment by name or id, or None."""
+        try:
+            return self.get_experiment(name_or_id)
+        except NotFoundError:
+            return None
+
+    def _experiment(self, conn: Connection, name_or_id: str) -> Experiment:
+        row = conn.execute(
+            sa.select(experiments).where(
+                sa.or_(experiments.c.name == name_or_id, experiments.c.id == name_or_id)
+            )
+        ).first()
+        if row is None:
+            known = conn.execute(
+                sa.select(experiments.c.name).order_by(experiments.c.created_at.desc()).limit(10)
+            ).scalars().all()
+            listing = ", ".join(repr(n) for n in known) or "none yet"
+            raise NotFoundError(f"experiment {name_or_id!r} does not exist; existing: {listing}")
+        return to_experiment(row)
+
+    def list_experiments(self, *, include_archived: bool = False) -> list[Experiment]:
+        """Return experiments, newest first."""
+        query = sa.select(experiments).order_by(experiments.c.created_at.desc())
+        if not include_archived:
+            query = query.where(experiments.c.archived_at.is_(None))
+        with self.store.database.read() as conn:
+            return [to_experiment(r) for r in conn.execute(query)]
+
+    def set_experiment_archived(self, name_or_id: str, archived: bool) -> Experiment:
+        """Archive or restore an experiment (its runs are kept)."""
+        with self.store.unit_of_work() as uow:
+            exp = self._experiment(uow.conn, name_or_id)
+            stamp = uow.clock.now() if archived else None
+            uow.conn.execute(
+                experiments.update().where(experiments.c.id == exp.id).values(archived_at=stamp)
+            )
+            uow.audit("experiment.archive" if archived else "experiment.restore", "experiment", exp.id,
+                      {"name": exp.name})
+            return self._experiment(uow.conn, exp.id)
+
+    # -- runs --------------------------------------------------------------
+
+    def start_run(
+        self,
+        experiment: str = "default",
+        *,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        parent: str | ActiveRun | None = None,
+        seed: int | None = None,
+        flush_interval: float = 2.0,
+    ) -> ActiveRun:
+        """Start a run in an experiment (created when missing) and return its handle.
+
+        Args:
+            experiment: experiment name or id; a new name creates the experiment.
+            name: run name (default: a generated one).
+            params: params to record with the run's creation.
+            tags: initial tags.
+            parent: parent run (id or handle), for nested runs such as HPO trials.
+            seed: random seed; applied to ``random`` and NumPy and recorded.
+            flush_interval: longest time (seconds) a metric value waits in memory.
+
+        Raises:
+            InvalidInputError: a name, key or value is malformed.
+            NotFoundError: the parent run does not exist.
+        """
+        if name is not None:
+            check_name("run", name)
+        encoded = self._encode_params(params or {})
+        tag_values = self._check_tags(tags or {})
+        parent_id = parent.id if isinstance(parent, ActiveRun) else parent
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise InvalidInputError(f"seed must be an integer, got {seed!r}")
+            _seed_everything(seed)
+        environment = self._environment()
+        run_id = new_id()
+        with self.store.unit_of_work() as uow:
+            exp = self._experiment_for_run(uow, experiment)
+            if parent_id is not None and not uow.conn.execute(
+                sa.select(runs.c.id).where(runs.c.id == parent_id)
+            ).first():
+                raise NotFoundError(f"parent run {parent_id!r} does not exist")
+            env_digest = self._store_environment(uow.conn, environment)
+            uow.conn.execute(
+                runs.insert(),
+                {
+                    "id": run_id,
+                    "experiment_id": exp.id,
+                    "name": name or f"run-{run_id[-8:]}",
+                    "status": RunStatus.RUNNING.value,
+                    "parent_run_id": parent_id,
+                    "user": uow.actor,
+                    "start_time": uow.clock.now(),
+                    "seed": seed,
+                    "environment_digest": env_digest,
+                    "notes": "",
+                },
+            )
+            self._insert_params(uow.conn, run_id, encoded)
+            self._upsert_tags(uow.conn, run_id, tag_values)
+            uow.audit(
+                "run.start",
+                "run",
+                run_id,
+                {
+                    "experiment": exp.name,
+                    "parent": parent_id,
+                    "params": {k: v[0] for k, v in encoded.items()},
+                    "seed": seed,
+                },
+            )
+        handle = ActiveRun(self, run_id, flush_interval=flush_interval)
+        handle._params.update(params or {})
+        return handle
+
+    def _experiment_for_run(self, uow: UnitOfWork, name_or_id: str) -> Experiment:
+        row = uow.conn.execute(
+            sa.select(experiments).where(
+                sa.or_(experiments.c.name == name_or_id, experiments.c.id == name_or_id)
+            )
+        ).first()
+        if row is None:
+            check_name("experiment", name_or_id)
+            return self._insert_experiment(uow, name_or_id, "", {})
+        exp = to_experiment(row)
+        if exp.archived:
+            raise ConflictError(f"experiment {exp.name!r} is archived; restore it to add runs")
+        return exp
+
+    def _environment(self) -> dict[str, Any] | None:
+        if not self._capture:
+            return None
+        from steward.tracking._environment import capture_environment
+
+        return capture_environment().as_dict()
+
+    def _store_environment(self, conn: Connection, environment: dict[str, Any] | None) -> str | None:
+        if environment is None:
+            return None
+        content = canonical_json(environment)
+        digest = sha256_hex(content)
+        if digest in self._stored_environments:
+            return digest
+        exists = conn.execute(
+            sa.select(environments.c.digest).where(environments.c.digest == digest)
+        ).first()
+        if not exists:
+            conn.execute(environments.insert(), {"digest": digest, "content": content})
+        self._stored_environments.add(digest)
+        return digest
+
+    def get_run(self, run_id: str) -> Run:
+        """Return a run with its params, latest metrics and tags.
+
+        Raises:
+            NotFoundError: no run has that id.
+        """
+        with self.store.database.read() as conn:
+            found = load_runs(conn, [run_id])
+        if not found:
+            raise NotFoundError(f"run {run_id!r} does not exist")
+        return found[0]
+
+    def _require_run(self, conn: Connection, run_id: str, *, running: bool = False) -> Any:
+        row = conn.execute(sa.select(runs.c.id, runs.c.status).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"run {run_id!r} does not exist")
+        if running and row.status != RunStatus.RUNNING.value:
+            raise ConflictError(f"run {run_id} is {row.status}; only running runs take new values")
+        return row
+
+    def _encode_params(self, values: Mapping[str, Any]) -> dict[str, tuple[str, str, float | None]]:
+        return {check_key("param", k): encode_param(k, v) for k, v in values.items()}
+
+    def _check_tags(self, values: Mapping[str, str]) -> dict[str, str]:
+        checked = {}
+        for key, value in values.items():
+            check_key("tag", key)
+            if not isinstance(value, str):
+                raise InvalidInputError(f"tag {key!r} must be a string, got {type(value).__name__}")
+            checked[key] = value
+        return checked
+
+    def _insert_params(
+        self, conn: Connection, run_id: str, encoded: Mapping[str, tuple[str, str, float | None]]
+    ) -> dict[str, tuple[str, str, float | None]]:
+        if not encoded:
+            return {}
+        existing = {
+            r.key: (r.value, r.type)
+            for r in conn.execute(
+                sa.select(params.c.key, params.c.value, params.c.type).where(
+                    params.c.run_id == run_id, params.c.key.in_(list(encoded))
+                )
+            )
+        }
+        new = {}
+        for key, (text, kind, number) in encoded.items():
+            if key in existing:
+                if existing[key] != (text, kind):
+                    old = decode_param(*existing[key])
+                    raise ConflictError(
+                        f"param {key!r} of run {run_id} is already {old!r}; params are immutable, "
+                        f"cannot set {decode_param(text, kind)!r}"
+                    )
+                continue
+            new[key] = (text, kind, number)
+        if new:
+            conn.execute(
+                params.insert(),
+                [
+                    {"run_id": run_id, "key": k, "value": t, "type": kind, "num_value": n}
+                    for k, (t, kind, n) in new.items()
+                ],
+            )
+        return new
+
+    def _log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
+        encoded = self._encode_params(values)
+        with self.store.unit_of_work() as uow:
+            self._require_run(uow.conn, run_id, running=True)
+            new = self._insert_params(uow.conn, run_id, encoded)
+            if new:
+                uow.audit("run.params.log", "run", run_id, {"params": {k: v[0] for k, v in new.items()}})
+
+    def _upsert_tags(self, conn: Connection, run_id: str, values: Mapping[str, str]) -> None:
+        if not values:
+            return
+        conn.execute(
+            run_tags.delete().where(run_tags.c.run_id == run_id, run_tags.c.key.in_(list(values)))
+        )
+        conn.execute(run_tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()])
+
+    def _set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
+        checked = self._check_tags(values)
+        with self.store.unit_of_work() as uow:
+            self._require_run(uow.conn, run_id)
+            self._upsert_tags(uow.conn, run_id, checked)
+            uow.audit("run.tags.set", "run", run_id, {"tags": checked})
+
+    def set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
+        """Set tags on any run (running or ended)."""
+        self._set_tags(run_id, values)
+
+    def _write_metrics(self, run_id: str, rows: list[tuple[str, float, int, int]]) -> None:
+        with self.store.unit_of_work() as uow:
+            self._require_run(uow.conn, run_id)
+            self._insert_metrics(uow, run_id, rows)
+
+    def _insert_metrics(self, uow: UnitOfWork, run_id: str, rows: list[tuple[str, float, int, int]]) -> None:
+        if not rows:
+            return
+        uow.conn.execute(
+            metrics.insert(),
+            [{"run_id": run_id, "key": k, "value": v, "step": s, "ts_ms": t} for k, v, s, t in rows],
+        )
+        latest: dict[str, tuple[int, int, float]] = {}
+        for key, value, step, ts in rows:
+            candidate = (step, ts, value)
+            if key not in latest or candidate[:2] >= latest[key][:2]:
+                latest[key] = candidate
+        stored = {
+            r.key: (r.step, r.ts_ms, r.value)
+            for r in uow.conn.execute(
+                sa.select(latest_metrics).where(
+                    latest_metrics.c.run_id == run_id, latest_metrics.c.key.in_(list(latest))
+                )
+            )
+        }
+        changed = {k: v for k, v in latest.items() if k not in stored or v[:2] >= stored[k][:2]}
+        if changed:
+            uow.conn.execute(
+                latest_metrics.delete().where(
+                    latest_metrics.c.run_id == run_id, latest_metrics.c.key.in_(list(changed))
+                )
+            )
+            uow.conn.execute(
+                latest_metrics.insert(),
+                [
+                    {"run_id": run_id, "key": k, "step": s, "ts_ms": t, "value": v}
+                    for k, (s, t, v) in changed.items()
+                ],
+            )
+        uow.audit("run.metrics.log", "run", run_id, {"values": len(rows), "keys": sorted(latest)})
+
+    def _end_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        rows: list[tuple[str, float, int, int]],
+        error: str | None,
+        wall_seconds: float,
+        cpu_seconds: float,
+    ) -> Run:
+        with self.store.unit_of_work() as uow:
+            self._require_run(uow.conn, run_id)
+            self._insert_metrics(uow, run_id, rows)
+            uow.conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(
+                    status=status.value,
+                    end_time=uow.clock.now(),
+                    error=error,
+                    wall_seconds=wall_seconds,
+                    cpu_seconds=cpu_seconds,
+                )
+            )
+            uow.audit("run.end", "run", run_id, {"status": status.value, "error": (error or "")[-500:]})
+        return self.get_run(run_id)
+
+    def add_note(self, run_id: str, text: str) -> None:
+        """Append a note to a run."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError("a note must be non-empty text")
+        with self.store.unit_of_work() as uow:
+            self._require_run(uow.conn, run_id)
+            current = uow.conn.execute(sa.select(runs.c.notes).where(runs.c.id == run_id)).scalar_one()
+            notes = f"{current}\n{text}" if current else text
+            uow.conn.execute(runs.update().where(runs.c.id == run_id).values(notes=notes))
+            uow.audit("run.note", "run", run_id, {"text": text[:1000]})
+
+    # -- reading -----------------------------------------------------------
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Return every value of one metric, by step then time, in one query."""
+        query = (
+            sa.select(metrics.c.value, metrics.c.step, metrics.c.ts_ms)
+            .where(metrics.c.run_id == run_id, metrics.c.key == key)
+            .order_by(metrics.c.step, metrics.c.ts_ms, metrics.c.id)
+        )
+        with self.store.database.read() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                self._require_run(conn, run_id)
+        return [Metric(key, value, step, ts) for value, step, ts in rows]
+
+    def search_runs(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        *,
+        filter: str | None = None,  # noqa: A002 - the name users know from other trackers
+        order_by: Sequence[str] | None = None,
+        page_size: int = 100,
+        page_token: str | None = None,
+        include_archived: bool = False,
+    ) -> Page[Run]:
+        """Find runs by a filter, parsed into SQL; ordered and paged.
+
+        Example:
+            >>> tracking.search_runs("fraud", filter="metrics.auc > 0.8 and params.model = 'hgb'",
+            ...                      order_by=["metrics.auc DESC"])  # doctest: +SKIP
+
+        Raises:
+            FilterSyntaxError: the filter or an ordering is malformed (points at the token).
+            NotFoundError: an experiment does not exist.
+        """
+        if not 1 <= page_size <= MAX_PAGE:
+            raise InvalidInputError(f"page_size must be between 1 and {MAX_PAGE}, got {page_size}")
+        offset = _decode_token(page_token)
+        condition = compile_filter(filter)
+        ordering = compile_order_by(order_by)
+        query = sa.select(runs.c.id)
+        with self.store.database.read() as conn:
+            if experiment is not None:
+                names = [experiment] if isinstance(experiment, str) else list(experiment)
+                ids = [self._experiment(conn, n).id for n in names]
+                query = query.where(runs.c.experiment_id.in_(ids))
+            if condition is not None:
+                query = query.where(condition)
+            if not include_archived:
+                query = query.where(runs.c.archived_at.is_(None))
+            query = query.order_by(*ordering, runs.c.start_time.desc(), runs.c.id.desc())
+            found = conn.execute(query.offset(offset).limit(page_size + 1)).scalars().all()
+            items = load_runs(conn, found[:page_size])
+        token = _encode_token(offset + page_size) if len(found) > page_size else None
+        return Page(items, token)
+
+    def compare_runs(self, run_ids: Sequence[str]) -> dict[str, Any]:
+        """Return params and latest metrics side by side, with the keys that differ.
+
+        Raises:
+            NotFoundError: a run id does not exist.
+            InvalidInputError: fewer than two runs were given.
+        """
+        if len(run_ids) < 2:
+            raise InvalidInputError("compare needs at least two run ids")
+        with self.store.database.read() as conn:
+            found = load_runs(conn, run_ids)
+        missing = sorted(set(run_ids) - {r.id for r in found})
+        if missing:
+            raise NotFoundError(f"runs do not exist: {', '.join(missing)}")
+        table: dict[str, Any] = {"runs": [{"id": r.id, "name": r.name, "status": r.status.value} for r in found]}
+        for section in ("params", "metrics"):
+            keys = sorted({k for r in found for k in getattr(r, section)})
+            rows = []
+            for key in keys:
+                values = [getattr(r, section).get(key) for r in found]
+                rows.append({"key": key, "values": values, "differs": len({repr(v) for v in values}) > 1})
+            table[section] = rows
+        return table
+
+    # -- artifacts and datasets ---------------------------------------------
+
+    def log_artifact(self, run_id: str, path: Path, *, name: str | None = None) -> list[str]:
+        """Store a file, or every file under a folder, as run artifacts (content-addressed)."""
+        if not path.exists():
+            raise NotFoundError(f"artifact path {str(path)!r} does not exist")
+        base = name or path.name
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        stored = []
+        for file in files:
+            logical = base if file == path else f"{base}/{file.relative_to(path).as_posix()}"
+            info = self.store.artifacts.put(file)
+            stored.append((logical, info.digest, info.size))
+        with self.store.unit_of_work() as uow:
+            self._require_run(uow.conn, run_id)
+            paths = [p for p, _, _ in stored]
+            uow.conn.execute(
+                run_artifacts.delete().where(run_artifacts.c.run_id == run_id, run_artifacts.c.path.in_(paths))
+            )
+            if stored:
+                uow.conn.execute(
+                    run_artifacts.insert(),
+                    [{"run_id": run_id, "path": p, "digest": d, "size": s} for p, d, s in stored],
+                )
+            uow.audit("run.artifacts.log", "run", run_id,
+                      {"artifacts": [{"path": p, "digest": d, "size": s} for p, d, s in stored][:100]})
+        return paths
+
+    def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """Return a run's artifacts: logical path, digest and size."""
+        with self.store.database.read() as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(
+                sa.select(run_artifacts).where(run_artifacts.c.run_id == run_id).order_by(run_artifacts.c.path)
+            ).all()
+        return [{"path": r.path, "digest": r.digest, "size": r.size} for r in rows]
+
+    def log_dataset(self, run_id: str, source: Any, *, name: str, role: str = "train") -> DatasetVersion:
+        """Fingerprint and profile a dataset, store it once, and link it to a run with a role."""
+        from steward.tracking._datasets import describe_dataset
+
+        described = describe_dataset(source, name=name, role=role)
+        with self.store.unit_of_work() as uow:
+            self._require_run(uow.conn, run_id)
+            row = uow.conn.execute(
+                sa.select(dataset_versions).where(
+                    dataset_versions.c.digest == described.digest, dataset_versions.c.name == name
+                )
+            ).first()
+            if row is None:
+                dataset_id = new_id()
+                uow.conn.execute(
+                    dataset_versions.insert(),
+                    {
+                        "id": dataset_id,
+                        "digest": described.digest,
+                        "name": name,
+                        "source_uri": described.source_uri,
+                        "num_rows": described.num_rows,
+                        "num_columns": described.num_columns,
+                        "schema": canonical_json(described.schema),
+                        "profile": canonical_json(described.profile),
+                        "created_at": uow.clock.now(),
+                    },
+                )
+                uow.audit("dataset.register", "dataset", dataset_id, {"name": name, "digest": described.digest})
+            else:
+                dataset_id = row.id
+            linked = uow.conn.execute(
+                sa.select(run_datasets.c.run_id).where(
+                    run_datasets.c.run_id == run_id,
+                    run_datasets.c.dataset_id == dataset_id,
+                    run_datasets.c.role == role,
+                )
+            ).first()
+            if not linked:
+                uow.conn.execute(run_datasets.insert(), {"run_id": run_id, "dataset_id": dataset_id, "role": role})
+                uow.audit("run.dataset.log", "run", run_id, {"dataset": dataset_id, "role": role})
+            stored = uow.conn.execute(sa.select(dataset_versions).where(dataset_versions.c.id == dataset_id)).one()
+        return to_dataset(stored, role)
+
+    def run_datasets(self, run_id: str) -> list[DatasetVersion]:
+        """Return the dataset versions a run logged, with roles."""
+        with self.store.database.read() as conn:
+            self._require_run(conn, run_id)
+            return datasets_of(conn, run_id)
+
+    def runs_using_dataset(self, digest: str) -> list[str]:
+        """Return ids of runs that logged a dataset with this digest."""
+        query = (
+            sa.select(run_datasets.c.run_id)
+            .join(dataset_versions, dataset_versions.c.id == run_datasets.c.dataset_id)
+            .where(dataset_versions.c.digest == digest)
+            .distinct()
+        )
+        with self.store.database.read() as conn:
+            return list(conn.execute(query).scalars())
+
+    def get_environment(self, digest: str) -> dict[str, Any]:
+        """Return a stored environment snapshot by digest."""
+        with self.store.database.read() as conn:
+            content = conn.execute(
+                sa.select(environments.c.content).where(environments.c.digest == digest)
+            ).scalar()
+        if content is None:
+            raise NotFoundError(f"environment {digest!r} does not exist")
+        return dict(json.loads(content))
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def set_run_archived(self, run_id: str, archived: bool) -> Run:
+        """Archive (soft-delete) or restore a run."""
+        with self.store.unit_of_work() as uow:
+            self._require_run(uow.conn, run_id)
+            uow.conn.execute(
+                runs.update().where(runs.c.id == run_id).values(archived_at=uow.clock.now() if archived else None)
+            )
+            uow.audit("run.archive" if archived else "run.restore", "run", run_id)
+        return self.get_run(run_id)
+
+
+class _Obj:
+    """Attribute access over a dict (a freshly inserted row)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _seed_everything(seed: int) -> None:
+    from steward.tracking._environment import seed_everything
+
+    seed_everything(seed)
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        kind, _, value = text.partition(":")
+        if kind != "o" or not value.isdigit():
+            raise ValueError(text)
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInputError(f"page_token {token!r} is not a token returned by search_runs") from None
+

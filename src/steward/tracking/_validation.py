@@ -1,0 +1,95 @@
+"""Input checks for names, keys and values; each error names the offending value."""
+
+from __future__ import annotations
+
+import math
+import re
+from numbers import Integral, Real
+from typing import Any
+
+from steward.core import InvalidInputError
+from steward.tracking._models import ParamValue
+
+__all__ = ["check_key", "check_metric_value", "check_name", "encode_param"]
+
+_KEY = re.compile(r"^[A-Za-z0-9_\-./: ]+$")
+MAX_KEY = 250
+MAX_NAME = 200
+MAX_PARAM_VALUE = 6000
+
+
+def check_key(kind: str, key: object) -> str:
+    """Check a metric, param or tag key: 1–250 of letters, digits, ``_-./:`` and space."""
+    if not isinstance(key, str) or not key:
+        raise InvalidInputError(f"{kind} key must be a non-empty string, got {key!r}")
+    if len(key) > MAX_KEY:
+        raise InvalidInputError(f"{kind} key {key[:40]!r}... is {len(key)} characters; the limit is {MAX_KEY}")
+    if not _KEY.match(key) or key != key.strip():
+        raise InvalidInputError(
+            f"{kind} key {key!r} has forbidden characters; use letters, digits, "
+            "'_', '-', '.', '/', ':' and inner spaces"
+        )
+    return key
+
+
+def check_name(kind: str, name: object) -> str:
+    """Check an experiment or run name: 1–200 printable characters, no surrounding spaces."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"{kind} name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_NAME:
+        raise InvalidInputError(f"{kind} name is {len(name)} characters; the limit is {MAX_NAME}")
+    if not name.isprintable() or name != name.strip():
+        raise InvalidInputError(f"{kind} name {name!r} has control characters or surrounding spaces")
+    return name
+
+
+def check_metric_value(key: str, value: object) -> float:
+    """Return the metric value as a float; refuse non-numbers, booleans and NaN/inf."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        item = getattr(value, "item", None)  # numpy scalars and 0-d arrays
+        value = item() if callable(item) else value
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise InvalidInputError(
+                f"metric {key!r} must be a number, got {type(value).__name__} {value!r}"
+            )
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidInputError(f"metric {key!r} is {number}; only finite values are stored")
+    return number
+
+
+def encode_param(key: str, value: Any) -> tuple[str, str, float | None]:
+    """Return ``(text, type, numeric value)`` for a str, int, float or bool param."""
+    item = getattr(value, "item", None)
+    if not isinstance(value, str | int | float | bool) and callable(item):
+        value = item()  # numpy scalar
+    kind: str
+    if isinstance(value, bool):
+        return ("true" if value else "false"), "bool", None
+    if isinstance(value, Integral):
+        return str(int(value)), "int", float(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"param {key!r} is {value}; only finite numbers are stored")
+        return repr(value), "float", value
+    if isinstance(value, str):
+        if len(value) > MAX_PARAM_VALUE:
+            raise InvalidInputError(
+                f"param {key!r} value is {len(value)} characters; the limit is {MAX_PARAM_VALUE}"
+            )
+        kind = "str"
+        return value, kind, None
+    raise InvalidInputError(
+        f"param {key!r} must be str, int, float or bool; got {type(value).__name__} {value!r}"
+    )
+
+
+def decode_param(text: str, kind: str) -> ParamValue:
+    """Invert :func:`encode_param`."""
+    if kind == "bool":
+        return text == "true"
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    return text
