@@ -175,33 +175,36 @@ def _ratio_cell(ratio: float | None, unit: str) -> str:
 def results_table(results: list[BenchmarkResult]) -> Table:
     """Build the table printed at the end of a run."""
     table = Table(title="steward benchmarks (median of repeats)", title_justify="left")
-    for column, justify in [
+    with_peers = any(s.peer for r in results for s in r.summaries.values())
+    columns = [
         ("benchmark", "left"), ("measure", "left"), ("median", "right"), ("min", "right"),
         ("max", "right"), ("unit", "left"), ("peer", "left"), ("ratio", "right"),
-    ]:  # fmt: skip
+    ]  # fmt: skip
+    for column, justify in columns if with_peers else columns[:-2]:
         numeric = column in ("median", "min", "max", "ratio")
         table.add_column(column, justify=justify, no_wrap=numeric)  # type: ignore[arg-type]
     for result in results:
         name = result.benchmark.name
         if result.status != "ok" and not result.summaries:
             style = _STATUS_STYLE[result.status]
-            table.add_row(name, f"[{style}]{result.status}[/]", *[""] * 6, end_section=True)
+            cells = ["", "", "", ""] + (["", ""] if with_peers else [])
+            table.add_row(name, f"[{style}]{result.status}[/]", *cells, end_section=True)
             continue
         if result.status != "ok":  # failed part-way: keep the repeats that completed
             name = f"[{_STATUS_STYLE[result.status]}]{name} ({result.status})[/]"
         rows = result.ordered()
         for i, summary in enumerate(rows):
-            table.add_row(
+            cells = [
                 name if i == 0 else "",
                 summary.measure,
                 _fmt(summary.median),
                 _fmt(min(summary.values)),
                 _fmt(max(summary.values)),
                 summary.unit,
-                summary.peer or "",
-                _ratio_cell(result.ratio(summary), summary.unit),
-                end_section=i == len(rows) - 1,
-            )
+            ]
+            if with_peers:
+                cells += [summary.peer or "", _ratio_cell(result.ratio(summary), summary.unit)]
+            table.add_row(*cells, end_section=i == len(rows) - 1)
     return table
 
 

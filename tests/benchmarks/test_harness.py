@@ -197,3 +197,18 @@ def test_results_document_is_written_with_latest(
     assert loaded["summary"] == {"ok": 1, "skipped": 0, "failed": 0}
     assert loaded["machine"]["packages"]["steward"]
     assert loaded["benchmarks"][0]["measurements"]["n"]["unit"] == "rows"
+
+
+def test_results_table_shows_peer_columns_only_when_a_peer_was_measured(tmp_path: Path) -> None:
+    peers = Peers(tmp_path, tmp_path)
+
+    def render(measurements: Measurements) -> str:
+        result = execute(_bench(lambda ctx: measurements), quick=True, repeats=1, peers=peers)
+        console = run.Console(record=True, width=200)
+        console.print(run.results_table([result]))
+        return console.export_text()
+
+    plain = render({"rate": (10.0, "ev/s")})
+    assert "ratio" not in plain
+    compared = render({"rate": (10.0, "ev/s"), "rate@other": (4.0, "ev/s")})
+    assert "ratio" in compared and "2.50x" in compared and "other" in compared
