@@ -12,6 +12,7 @@ from steward.store._audit import AuditEvent, ChainAnchor, VerificationResult
 from steward.store._auditlog import AuditLog
 from steward.store._crypto import KeyProvider, KeyRing, key_id_of, open_key_provider
 from steward.store._database import Database, SchemaStatus, open_database
+from steward.store._home import Store
 from steward.store._settings import StoreSettings
 from steward.store._tables import metadata
 from steward.store._types import UTCDateTime, big_id
@@ -29,6 +30,7 @@ __all__ = [
     "KeyProvider",
     "KeyRing",
     "SchemaStatus",
+    "Store",
     "StoreSettings",
     "UTCDateTime",
     "UnitOfWork",
