@@ -243,7 +243,7 @@ def _check_binary(truth: npt.NDArray[Any], predicted: npt.NDArray[Any], pos_labe
         raise InvalidInputError(
             f"fairness metrics need binary labels; found {len(labels)} distinct, e.g. {shown}"
         )
-    if labels and pos_label not in labels:
+    if len(labels) == 2 and pos_label not in labels:
         raise InvalidInputError(
             f"pos_label {pos_label!r} is not among the labels {sorted(labels, key=str)}"
         )

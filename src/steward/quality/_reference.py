@@ -11,17 +11,20 @@ from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
+from rich.table import Table
 
 from steward.core import InvalidInputError
 from steward.quality._engine import DEFAULT_MEMORY_BUDGET, map_columns
 from steward.quality._input import ColumnKind, arrow_kind, as_table
 from steward.quality._profile import (
+    CategoricalProfile,
     ColumnProfile,
     NumericProfile,
     ProfileSettings,
     column_from_dict,
     profile_column,
 )
+from steward.quality._render import fmt, pct
 
 __all__ = ["PROFILE_FORMAT", "ReferenceProfile", "check_column_types"]
 
@@ -103,6 +106,30 @@ class ReferenceProfile:
     def names(self) -> tuple[str, ...]:
         """Profiled column names, in table order."""
         return tuple(self.columns)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Summarize each column for people: counts, missing share, moments or top categories.
+
+        Quantiles come from the kept sample, so they are exact for exact
+        columns and within ``ks_error`` in rank for sketched ones.
+        """
+        return [_describe(profile) for profile in self.columns.values()]
+
+    def __rich__(self) -> Table:
+        table = Table(title=f"Profile of {self.rows:,} rows", title_justify="left")
+        for header in ("column", "kind", "missing", "distinct", "mean", "std", "min", "median"):
+            table.add_column(header, justify="left" if header in ("column", "kind") else "right")
+        table.add_column("max / top categories")
+        for row in self.describe():
+            if row["kind"] == "numeric":
+                stats = [fmt(row[k]) for k in ("mean", "std", "min", "p50", "max")]
+            else:
+                top = ", ".join(f"{value} ({count:,})" for value, count in row["top"])
+                stats = ["", "", "", "", top]
+            table.add_row(
+                row["name"], row["kind"], pct(row["missing_rate"]), f"{row['n_distinct']:,}", *stats
+            )
+        return table
 
     def to_dict(self, *, with_samples: bool = True) -> dict[str, Any]:
         """Return a JSON-ready dict (format ``steward.reference-profile/1``).
@@ -204,6 +231,38 @@ class ReferenceProfile:
         except (OSError, ValueError, KeyError) as exc:
             raise InvalidInputError(f"{str(source)!r} is not a saved profile: {exc}") from exc
         return cls.from_dict(document)
+
+
+def _describe(profile: ColumnProfile) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "name": profile.name,
+        "kind": profile.kind,
+        "rows": profile.rows,
+        "missing": profile.missing,
+        "missing_rate": profile.missing / profile.rows if profile.rows else 0.0,
+        "n_distinct": profile.n_distinct,
+    }
+    if isinstance(profile, CategoricalProfile):
+        row["top"] = [
+            [k, int(c)] for k, c in zip(profile.categories[:5], profile.counts[:5], strict=True)
+        ]
+        return row
+    quantiles: dict[str, float | None] = {"p05": None, "p50": None, "p95": None}
+    if profile.sample is not None and profile.count:
+        cum = profile.sample.cum
+        ranks = np.arange(1, profile.sample.values.size + 1) if cum is None else cum
+        for key, share in (("p05", 0.05), ("p50", 0.5), ("p95", 0.95)):
+            index = int(np.searchsorted(ranks, share * profile.count, side="left"))
+            quantiles[key] = float(profile.sample.values[min(index, ranks.size - 1)])
+    row.update(
+        mean=profile.mean,
+        std=profile.std,
+        min=profile.minimum,
+        max=profile.maximum,
+        exact=profile.exact,
+        **quantiles,
+    )
+    return row
 
 
 def _select(available: Sequence[str], wanted: Sequence[str] | None, role: str) -> list[str]:
