@@ -33,6 +33,66 @@ PUBLIC = {
         "utc_now",
     ],
     "steward.cli": ["app", "main"],
+    "steward.store": [
+        "ArtifactInfo",
+        "ArtifactSource",
+        "ArtifactStore",
+        "AuditEvent",
+        "AuditLog",
+        "ChainAnchor",
+        "ContentAddressedStore",
+        "Database",
+        "KeyProvider",
+        "KeyRing",
+        "SchemaStatus",
+        "Store",
+        "StoreSettings",
+        "UTCDateTime",
+        "UnitOfWork",
+        "VerificationResult",
+        "big_id",
+        "download_artifact",
+        "key_id_of",
+        "metadata",
+        "open_artifact_store",
+        "open_database",
+        "open_key_provider",
+        "unit_of_work",
+    ],
+    "steward.tracking": [
+        "ActiveRun",
+        "ColumnSchema",
+        "DatasetDescription",
+        "DatasetVersion",
+        "EnvironmentChange",
+        "EnvironmentSnapshot",
+        "Experiment",
+        "FilterSyntaxError",
+        "Metric",
+        "Page",
+        "ParamValue",
+        "Run",
+        "RunStatus",
+        "TrackingService",
+        "capture_environment",
+        "describe_dataset",
+        "diff_environments",
+        "seed_everything",
+    ],
+    "steward.sdk": [
+        "Steward",
+        "active_run",
+        "connect",
+        "end_run",
+        "log_artifact",
+        "log_dataset",
+        "log_metric",
+        "log_metrics",
+        "log_param",
+        "log_params",
+        "set_tag",
+        "start_run",
+    ],
     "steward.demo": ["DemoReport", "run_demo"],
 }
 
@@ -43,3 +103,12 @@ def test_public_api_is_pinned(module_name: str) -> None:
     assert sorted(module.__all__) == sorted(PUBLIC[module_name])
     for name in module.__all__:
         assert getattr(module, name) is not None, f"{module_name}.{name} is exported but missing"
+
+
+def test_public_api_top_level_sdk_shortcuts() -> None:
+    import steward
+
+    assert steward.start_run is importlib.import_module("steward.sdk").start_run
+    assert "connect" in dir(steward)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = steward.nope  # type: ignore[attr-defined]

@@ -51,8 +51,9 @@ def test_database_refuses_schema_newer_than_code(database_url: str) -> None:
         fresh.ensure_schema()
     with pytest.raises(SchemaVersionError, match="newer than this steward"):
         fresh.upgrade()
+    head = db.schema_status().head
     with db.engine.begin() as conn:  # leave the shared database usable
-        conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = :head"), {"head": "0001"})
+        conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = :head"), {"head": head})
 
 
 def test_database_without_auto_migrate_names_the_command(tmp_path: Path) -> None:

@@ -14,5 +14,7 @@ def test_migrations_match_declared_tables(database: Database) -> None:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, metadata)
     # The version table is Alembic's own, not declared on the metadata.
-    diff = [d for d in diff if not (d[0] == "remove_table" and d[1].name == "steward_schema_version")]
+    diff = [
+        d for d in diff if not (d[0] == "remove_table" and d[1].name == "steward_schema_version")
+    ]
     assert diff == []

@@ -38,7 +38,9 @@ def test_experiment_archive_hides_and_blocks_new_runs(tracking: TrackingService)
 
 
 def test_run_context_manager_finishes(tracking: TrackingService) -> None:
-    with tracking.start_run("fraud", name="hgb-1", params={"lr": 0.1, "depth": 3, "model": "hgb", "early": True}) as run:
+    with tracking.start_run(
+        "fraud", name="hgb-1", params={"lr": 0.1, "depth": 3, "model": "hgb", "early": True}
+    ) as run:
         run.log_metric("auc", 0.9)
     stored = tracking.get_run(run.id)
     assert stored.status is RunStatus.FINISHED
@@ -100,7 +102,11 @@ def test_metric_bad_input(tracking: TrackingService, key: str, value: object, me
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [([1, 2], "must be str, int, float or bool; got list"), (None, "got NoneType"), (float("inf"), "finite")],
+    [
+        ([1, 2], "must be str, int, float or bool; got list"),
+        (None, "got NoneType"),
+        (float("inf"), "finite"),
+    ],
 )
 def test_param_bad_input(tracking: TrackingService, value: object, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
@@ -172,7 +178,9 @@ def test_seed_is_recorded_and_applied(tracking: TrackingService) -> None:
     assert tracking.get_run(run.id).seed == 42
 
 
-def test_artifacts_file_and_folder(tracking: TrackingService, client: Steward, tmp_path: Path) -> None:
+def test_artifacts_file_and_folder(
+    tracking: TrackingService, client: Steward, tmp_path: Path
+) -> None:
     folder = tmp_path / "model"
     (folder / "sub").mkdir(parents=True)
     (folder / "weights.bin").write_bytes(b"w" * 100)
@@ -195,9 +203,16 @@ def test_every_mutation_is_audited(tracking: TrackingService, client: Steward) -
         run.set_tag("team", "risk")
         run.log_metric("auc", 0.9)
     tracking.set_run_archived(run.id, True)
-    actions = [e.action for e in client.store.audit.list_events(object_id=run.id, newest_first=False)]
+    actions = [
+        e.action for e in client.store.audit.list_events(object_id=run.id, newest_first=False)
+    ]
     assert actions == [
-        "run.start", "run.params.log", "run.tags.set", "run.metrics.log", "run.end", "run.archive",
+        "run.start",
+        "run.params.log",
+        "run.tags.set",
+        "run.metrics.log",
+        "run.end",
+        "run.archive",
     ]
     assert client.store.audit.verify().ok
 
@@ -215,3 +230,31 @@ def test_compare_runs_marks_differences(tracking: TrackingService) -> None:
         tracking.compare_runs([a.id, "ghost"])
     with pytest.raises(InvalidInputError, match="at least two"):
         tracking.compare_runs([a.id])
+
+
+def test_dataset_logged_by_two_runs_is_one_version(tracking: TrackingService) -> None:
+    import pyarrow as pa
+
+    table = pa.table({"amount": [1.0, 2.5, None, 4.0], "city": ["a", "b", "a", None]})
+    with tracking.start_run("fraud") as first:
+        one = first.log_dataset(table, name="tx", role="train")
+    with tracking.start_run("fraud") as second:
+        two = second.log_dataset(table, name="tx", role="holdout")
+    assert one.id == two.id
+    assert one.digest.startswith("sha256:")
+    assert (one.num_rows, one.num_columns) == (4, 2)
+    assert [c["name"] for c in one.schema] == ["amount", "city"]
+    assert set(tracking.runs_using_dataset(one.digest)) == {first.id, second.id}
+    assert [d.role for d in tracking.run_datasets(second.id)] == ["holdout"]
+    changed = pa.table({"amount": [1.0, 2.5, None, 4.5], "city": ["a", "b", "a", None]})
+    with tracking.start_run("fraud") as third:
+        other = third.log_dataset(changed, name="tx", role="train")
+    assert other.digest != one.digest
+
+
+def test_dataset_bad_input(tracking: TrackingService, tmp_path: Path) -> None:
+    with tracking.start_run("fraud") as run:
+        with pytest.raises(InvalidInputError):
+            run.log_dataset(object(), name="tx")
+        with pytest.raises((InvalidInputError, NotFoundError)):
+            run.log_dataset(tmp_path / "missing.parquet", name="tx")

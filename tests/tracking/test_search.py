@@ -19,7 +19,9 @@ def runs(tracking: TrackingService) -> dict[str, str]:
         ("d", "hgb", 0.05, 0.95, "growth"),
         ("e", "rf", 0.3, None, "risk"),
     ]:
-        with tracking.start_run("fraud", name=name, params={"model": model, "lr": lr}, tags={"team": team}) as run:
+        with tracking.start_run(
+            "fraud", name=name, params={"model": model, "lr": lr}, tags={"team": team}
+        ) as run:
             if auc is not None:
                 run.log_metric("auc", auc)
         ids[name] = run.id
@@ -53,21 +55,31 @@ def test_search_issue_example(tracking: TrackingService, runs: dict[str, str]) -
         ("tags.team != 'risk'", {"d"}),
     ],
 )
-def test_search_filters(tracking: TrackingService, runs: dict[str, str], filter_text: str, expected: set[str]) -> None:
+def test_search_filters(
+    tracking: TrackingService, runs: dict[str, str], filter_text: str, expected: set[str]
+) -> None:
     assert set(names(tracking, filter=filter_text)) == expected
 
 
-def test_search_orders_nulls_last_and_pages(tracking: TrackingService, runs: dict[str, str]) -> None:
+def test_search_orders_nulls_last_and_pages(
+    tracking: TrackingService, runs: dict[str, str]
+) -> None:
     first = tracking.search_runs("fraud", order_by=["metrics.auc ASC"], page_size=2)
     assert [r.name for r in first.items] == ["c", "b"]
-    second = tracking.search_runs("fraud", order_by=["metrics.auc ASC"], page_size=2, page_token=first.next_page_token)
-    third = tracking.search_runs("fraud", order_by=["metrics.auc ASC"], page_size=2, page_token=second.next_page_token)
+    second = tracking.search_runs(
+        "fraud", order_by=["metrics.auc ASC"], page_size=2, page_token=first.next_page_token
+    )
+    third = tracking.search_runs(
+        "fraud", order_by=["metrics.auc ASC"], page_size=2, page_token=second.next_page_token
+    )
     assert [r.name for r in second.items] == ["a", "d"]
     assert [r.name for r in third.items] == ["e"]
     assert third.next_page_token is None
 
 
-def test_search_excludes_archived_unless_asked(tracking: TrackingService, runs: dict[str, str]) -> None:
+def test_search_excludes_archived_unless_asked(
+    tracking: TrackingService, runs: dict[str, str]
+) -> None:
     tracking.set_run_archived(runs["a"], True)
     assert "a" not in names(tracking)
     assert "a" in [r.name for r in tracking.search_runs("fraud", include_archived=True).items]

@@ -7,11 +7,12 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from steward.cli import _audit, _db
+from steward.cli import _audit, _db, _tracking
 from steward.cli._common import HomeOption, JsonOption, open_store, store_settings
 from steward.cli._output import console, err_console, exit_code_for, print_json, print_table
 from steward.core import StewardError
@@ -29,6 +30,9 @@ app = typer.Typer(
 )
 app.add_typer(_db.app, name="db")
 app.add_typer(_audit.app, name="audit")
+app.add_typer(_tracking.experiments_app, name="experiments")
+app.add_typer(_tracking.runs_app, name="runs")
+app.command("gc")(_tracking.gc)
 
 _DEBUG = "STEWARD_DEBUG"
 
@@ -95,6 +99,7 @@ def demo(
     if json:
         print_json({"home": report.home, "steps": report.steps})
         return
+    _print_comparison(next(s for s in report.steps if s["step"] == "tracking.compare"))
     events = next(s["events"] for s in report.steps if s["step"] == "audit.log")
     print_table(
         "audit log",
@@ -113,6 +118,17 @@ def demo(
     console.print(f"home kept at {report.home}; try: steward audit verify --home {report.home}")
 
 
+def _print_comparison(step: dict[str, Any]) -> None:
+    runs = step["runs"]
+    rows = []
+    for row in step["metrics"]:
+        if row["key"].startswith("holdout_"):
+            rows.append([row["key"], *(f"{v:.4f}" if v is not None else "" for v in row["values"])])
+    best = next(i for i, r in enumerate(runs) if r["id"] == step["best_run"])
+    columns = ["metric", *(r["name"] + (" ★" if i == best else "") for i, r in enumerate(runs))]
+    print_table("tracked runs (card-fraud)", columns, rows)
+
+
 def main() -> None:
     """Entry point: run the app; user errors become one line on stderr and an exit code.
 
@@ -123,5 +139,5 @@ def main() -> None:
     except StewardError as exc:
         if os.environ.get(_DEBUG) in ("1", "true"):
             raise
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exit_code_for(exc))

@@ -15,6 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from steward.core import load_settings
+from steward.demo._fraud import make_fraud_data
+from steward.demo._training import EXPERIMENT, train_models
+from steward.sdk import Steward
 from steward.store import AuditLog, Database, Store, StoreSettings
 
 __all__ = ["DemoReport", "run_demo"]
@@ -70,18 +73,30 @@ def _show_tamper_detection(store: Store, report: DemoReport, say: Say) -> None:
     report.add("audit.tamper_demo", detected=not result.ok, first_bad_seq=result.first_bad_seq)
 
 
+def _track_training(st: Steward, report: DemoReport, say: Say) -> None:
+    early, late = make_fraud_data()
+    say(f"generated card-fraud data: {early.num_rows} rows, then {late.num_rows} drifted rows")
+    trained = train_models(st, early, say=say)
+    best = st.tracking.search_runs(
+        EXPERIMENT, order_by=["metrics.holdout_auc DESC"], page_size=1
+    ).items[0]
+    say(f"best run by holdout AUC: {best.name} ({best.id[-8:]})")
+    comparison = st.tracking.compare_runs([t.run.id for t in trained])
+    report.add("tracking.compare", best_run=best.id, **comparison)
+
+
 def run_demo(home: Path, *, say: Say = lambda _: None) -> DemoReport:
     """Run the demo in ``home`` (created if needed) and return what it did."""
     settings = load_settings(StoreSettings, home=home, database_url=None, artifact_uri=None)
-    store = Store.open(settings)
+    st = Steward(Store.open(settings))
+    store = st.store
     report = DemoReport(home=str(settings.home))
     try:
         facts = store.initialize()
-        say(
-            f"home {settings.home}: database {facts['database']}, schema {facts['schema_revision']}"
-        )
+        say(f"home {settings.home}: schema {facts['schema_revision']}")
         report.add("home.initialize", **facts)
         _store_artifacts(store, report, say)
+        _track_training(st, report, say)
         _show_tamper_detection(store, report, say)
         result = store.audit.verify()
         say(f"audit chain: {result.events} events, verified {'OK' if result.ok else 'BROKEN'}")
@@ -89,5 +104,5 @@ def run_demo(home: Path, *, say: Say = lambda _: None) -> DemoReport:
         events = store.audit.list_events(limit=None, newest_first=False)
         report.add("audit.log", events=[e.as_dict() for e in events])
     finally:
-        store.close()
+        st.close()
     return report

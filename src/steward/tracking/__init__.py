@@ -1,6 +1,14 @@
 """Experiment tracking: experiments, runs, params, metrics, artifacts, datasets, environments."""
 
 from steward.tracking._active import ActiveRun
+from steward.tracking._datasets import ColumnSchema, DatasetDescription, describe_dataset
+from steward.tracking._environment import (
+    EnvironmentChange,
+    EnvironmentSnapshot,
+    capture_environment,
+    diff_environments,
+    seed_everything,
+)
 from steward.tracking._models import (
     DatasetVersion,
     Experiment,
@@ -15,7 +23,11 @@ from steward.tracking._service import TrackingService
 
 __all__ = [
     "ActiveRun",
+    "ColumnSchema",
+    "DatasetDescription",
     "DatasetVersion",
+    "EnvironmentChange",
+    "EnvironmentSnapshot",
     "Experiment",
     "FilterSyntaxError",
     "Metric",
@@ -24,4 +36,8 @@ __all__ = [
     "Run",
     "RunStatus",
     "TrackingService",
+    "capture_environment",
+    "describe_dataset",
+    "diff_environments",
+    "seed_everything",
 ]

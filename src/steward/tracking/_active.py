@@ -86,7 +86,11 @@ class ActiveRun:
         self._append([(key, value)], step, timestamp_ms)
 
     def log_metrics(
-        self, values: Mapping[str, float], *, step: int | None = None, timestamp_ms: int | None = None
+        self,
+        values: Mapping[str, float],
+        *,
+        step: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> None:
         """Buffer several metrics at one step (checked all before any is kept)."""
         self._append(list(values.items()), step, timestamp_ms)
@@ -202,14 +206,18 @@ class ActiveRun:
     def _ensure_flusher(self) -> None:
         if self._flusher is None or not self._flusher.is_alive():
             self._flusher = threading.Thread(
-                target=_flush_loop, args=(weakref.ref(self),), name=f"steward-flush-{self.id[:8]}",
+                target=_flush_loop,
+                args=(weakref.ref(self),),
+                name=f"steward-flush-{self.id[:8]}",
                 daemon=True,
             )
             self._flusher.start()
 
     def _due(self) -> bool:
         with self._lock:
-            return self._oldest is not None and time.monotonic() - self._oldest >= self._flush_interval
+            return (
+                self._oldest is not None and time.monotonic() - self._oldest >= self._flush_interval
+            )
 
     def end(self, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None) -> Run:
         """Flush and end the run with a status; returns the stored run."""
@@ -263,7 +271,7 @@ def _flush_loop(ref: Callable[[], ActiveRun | None]) -> None:
         if run._due():
             try:
                 run.flush()
-            except Exception:  # noqa: BLE001 - values stay buffered; retried next tick or at end
+            except Exception:
                 _log.warning("flushing metrics of run %s failed; will retry", run.id, exc_info=True)
         del run
         wake.wait(interval / 4)
@@ -274,7 +282,7 @@ def _flush_all_at_exit() -> None:
         if not run._ended:
             try:
                 run.end(RunStatus.FINISHED)
-            except Exception:  # noqa: BLE001 - the interpreter is going away; report and go on
+            except Exception:
                 _log.error("could not end run %s at exit", run.id, exc_info=True)
 
 

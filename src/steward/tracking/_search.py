@@ -49,10 +49,16 @@ ATTRIBUTES: dict[str, sa.Column[Any]] = {
     "seed": runs.c.seed,
 }
 _PREFIXES = {
-    "metrics": "metrics", "metric": "metrics",
-    "params": "params", "param": "params",
-    "tags": "tags", "tag": "tags",
-    "attributes": "attributes", "attribute": "attributes", "attr": "attributes", "run": "attributes",
+    "metrics": "metrics",
+    "metric": "metrics",
+    "params": "params",
+    "param": "params",
+    "tags": "tags",
+    "tag": "tags",
+    "attributes": "attributes",
+    "attribute": "attributes",
+    "attr": "attributes",
+    "run": "attributes",
 }
 _OPS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     "=": lambda a, b: a == b,
@@ -178,7 +184,7 @@ class _Parser:
         if self.accept("keyword", "in"):
             values = self.value_list()
             column = _column(self.text, field, values[0])
-            clause = column.in_(values)
+            clause: ColumnElement[bool] = column.in_(values)
             return sa.not_(clause) if negate else clause
         if self.tok.kind == "keyword" and self.tok.text in ("like", "ilike"):
             op = self.take().text
@@ -194,9 +200,12 @@ class _Parser:
             is_not = self.accept("keyword", "not")
             self.expect("keyword", "null", "'null'")
             column = _column(self.text, field, None)
-            return column.is_not(None) if is_not else column.is_(None)
+            nullness: ColumnElement[bool] = column.is_not(None) if is_not else column.is_(None)
+            return nullness
         if self.tok.kind != "op":
-            self.error(f"expected a comparison (=, !=, <, <=, >, >=, in, like, is) after {field.text!r}")
+            self.error(
+                f"expected a comparison (=, !=, <, <=, >, >=, in, like, is) after {field.text!r}"
+            )
         op = self.take().text
         value = self.value()
         return _OPS[op](_column(self.text, field, value), value)
@@ -239,7 +248,11 @@ def _split_field(text: str, token: _Token) -> tuple[str, str]:
     prefix, key = token.text.split(".", 1)
     kind = _PREFIXES.get(prefix.lower())
     if kind is None:
-        _fail(text, token.pos, f"unknown field prefix {prefix!r}; use metrics., params., tags. or attributes.")
+        _fail(
+            text,
+            token.pos,
+            f"unknown field prefix {prefix!r}; use metrics., params., tags. or attributes.",
+        )
     if key.startswith("`") and key.endswith("`"):
         key = key[1:-1]
     return kind or "", key
@@ -250,7 +263,11 @@ def _column(text: str, token: _Token, sample: Any) -> Any:
     if kind == "attributes":
         column = ATTRIBUTES.get(key)
         if column is None:
-            _fail(text, token.pos, f"unknown attribute {key!r}; valid: {', '.join(sorted(ATTRIBUTES))}")
+            _fail(
+                text,
+                token.pos,
+                f"unknown attribute {key!r}; valid: {', '.join(sorted(ATTRIBUTES))}",
+            )
         return column
     if kind == "metrics":
         if isinstance(sample, str | bool):

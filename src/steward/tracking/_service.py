@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,13 @@ from steward.core import (
 )
 from steward.store import Store, UnitOfWork
 from steward.tracking._active import ActiveRun
+from steward.tracking._datasets import describe_dataset
+from steward.tracking._environment import (
+    EnvironmentSnapshot,
+    capture_environment,
+    diff_environments,
+    seed_everything,
+)
 from steward.tracking._models import (
     DatasetVersion,
     Experiment,
@@ -89,8 +97,9 @@ class TrackingService:
     ) -> Experiment:
         if uow.conn.execute(sa.select(experiments.c.id).where(experiments.c.name == name)).first():
             raise ConflictError(f"experiment {name!r} already exists")
+        experiment_id = new_id()
         row = {
-            "id": new_id(),
+            "id": experiment_id,
             "name": name,
             "description": description,
             "owner": uow.actor,
@@ -99,7 +108,7 @@ class TrackingService:
             "archived_at": None,
         }
         uow.conn.execute(experiments.insert(), row)
-        uow.audit("experiment.create", "experiment", row["id"], {"name": name, "tags": tags})
+        uow.audit("experiment.create", "experiment", experiment_id, {"name": name, "tags": tags})
         return to_experiment(_Obj(row))
 
     def get_experiment(self, name_or_id: str) -> Experiment:
@@ -125,9 +134,15 @@ class TrackingService:
             )
         ).first()
         if row is None:
-            known = conn.execute(
-                sa.select(experiments.c.name).order_by(experiments.c.created_at.desc()).limit(10)
-            ).scalars().all()
+            known = (
+                conn.execute(
+                    sa.select(experiments.c.name)
+                    .order_by(experiments.c.created_at.desc())
+                    .limit(10)
+                )
+                .scalars()
+                .all()
+            )
             listing = ", ".join(repr(n) for n in known) or "none yet"
             raise NotFoundError(f"experiment {name_or_id!r} does not exist; existing: {listing}")
         return to_experiment(row)
@@ -148,8 +163,12 @@ class TrackingService:
             uow.conn.execute(
                 experiments.update().where(experiments.c.id == exp.id).values(archived_at=stamp)
             )
-            uow.audit("experiment.archive" if archived else "experiment.restore", "experiment", exp.id,
-                      {"name": exp.name})
+            uow.audit(
+                "experiment.archive" if archived else "experiment.restore",
+                "experiment",
+                exp.id,
+                {"name": exp.name},
+            )
             return self._experiment(uow.conn, exp.id)
 
     # -- runs --------------------------------------------------------------
@@ -188,14 +207,15 @@ class TrackingService:
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, int):
                 raise InvalidInputError(f"seed must be an integer, got {seed!r}")
-            _seed_everything(seed)
+            seed_everything(seed)
         environment = self._environment()
         run_id = new_id()
         with self.store.unit_of_work() as uow:
             exp = self._experiment_for_run(uow, experiment)
-            if parent_id is not None and not uow.conn.execute(
-                sa.select(runs.c.id).where(runs.c.id == parent_id)
-            ).first():
+            if (
+                parent_id is not None
+                and not uow.conn.execute(sa.select(runs.c.id).where(runs.c.id == parent_id)).first()
+            ):
                 raise NotFoundError(f"parent run {parent_id!r} does not exist")
             env_digest = self._store_environment(uow.conn, environment)
             uow.conn.execute(
@@ -247,11 +267,11 @@ class TrackingService:
     def _environment(self) -> dict[str, Any] | None:
         if not self._capture:
             return None
-        from steward.tracking._environment import capture_environment
-
         return capture_environment().as_dict()
 
-    def _store_environment(self, conn: Connection, environment: dict[str, Any] | None) -> str | None:
+    def _store_environment(
+        self, conn: Connection, environment: dict[str, Any] | None
+    ) -> str | None:
         if environment is None:
             return None
         content = canonical_json(environment)
@@ -338,7 +358,9 @@ class TrackingService:
             self._require_run(uow.conn, run_id, running=True)
             new = self._insert_params(uow.conn, run_id, encoded)
             if new:
-                uow.audit("run.params.log", "run", run_id, {"params": {k: v[0] for k, v in new.items()}})
+                uow.audit(
+                    "run.params.log", "run", run_id, {"params": {k: v[0] for k, v in new.items()}}
+                )
 
     def _upsert_tags(self, conn: Connection, run_id: str, values: Mapping[str, str]) -> None:
         if not values:
@@ -346,7 +368,9 @@ class TrackingService:
         conn.execute(
             run_tags.delete().where(run_tags.c.run_id == run_id, run_tags.c.key.in_(list(values)))
         )
-        conn.execute(run_tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()])
+        conn.execute(
+            run_tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()]
+        )
 
     def _set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
         checked = self._check_tags(values)
@@ -364,12 +388,17 @@ class TrackingService:
             self._require_run(uow.conn, run_id)
             self._insert_metrics(uow, run_id, rows)
 
-    def _insert_metrics(self, uow: UnitOfWork, run_id: str, rows: list[tuple[str, float, int, int]]) -> None:
+    def _insert_metrics(
+        self, uow: UnitOfWork, run_id: str, rows: list[tuple[str, float, int, int]]
+    ) -> None:
         if not rows:
             return
         uow.conn.execute(
             metrics.insert(),
-            [{"run_id": run_id, "key": k, "value": v, "step": s, "ts_ms": t} for k, v, s, t in rows],
+            [
+                {"run_id": run_id, "key": k, "value": v, "step": s, "ts_ms": t}
+                for k, v, s, t in rows
+            ],
         )
         latest: dict[str, tuple[int, int, float]] = {}
         for key, value, step, ts in rows:
@@ -424,7 +453,9 @@ class TrackingService:
                     cpu_seconds=cpu_seconds,
                 )
             )
-            uow.audit("run.end", "run", run_id, {"status": status.value, "error": (error or "")[-500:]})
+            uow.audit(
+                "run.end", "run", run_id, {"status": status.value, "error": (error or "")[-500:]}
+            )
         return self.get_run(run_id)
 
     def add_note(self, run_id: str, text: str) -> None:
@@ -433,7 +464,9 @@ class TrackingService:
             raise InvalidInputError("a note must be non-empty text")
         with self.store.unit_of_work() as uow:
             self._require_run(uow.conn, run_id)
-            current = uow.conn.execute(sa.select(runs.c.notes).where(runs.c.id == run_id)).scalar_one()
+            current = uow.conn.execute(
+                sa.select(runs.c.notes).where(runs.c.id == run_id)
+            ).scalar_one()
             notes = f"{current}\n{text}" if current else text
             uow.conn.execute(runs.update().where(runs.c.id == run_id).values(notes=notes))
             uow.audit("run.note", "run", run_id, {"text": text[:1000]})
@@ -457,7 +490,7 @@ class TrackingService:
         self,
         experiment: str | Sequence[str] | None = None,
         *,
-        filter: str | None = None,  # noqa: A002 - the name users know from other trackers
+        filter: str | None = None,
         order_by: Sequence[str] | None = None,
         page_size: int = 100,
         page_token: str | None = None,
@@ -508,13 +541,17 @@ class TrackingService:
         missing = sorted(set(run_ids) - {r.id for r in found})
         if missing:
             raise NotFoundError(f"runs do not exist: {', '.join(missing)}")
-        table: dict[str, Any] = {"runs": [{"id": r.id, "name": r.name, "status": r.status.value} for r in found]}
+        table: dict[str, Any] = {
+            "runs": [{"id": r.id, "name": r.name, "status": r.status.value} for r in found]
+        }
         for section in ("params", "metrics"):
             keys = sorted({k for r in found for k in getattr(r, section)})
             rows = []
             for key in keys:
                 values = [getattr(r, section).get(key) for r in found]
-                rows.append({"key": key, "values": values, "differs": len({repr(v) for v in values}) > 1})
+                rows.append(
+                    {"key": key, "values": values, "differs": len({repr(v) for v in values}) > 1}
+                )
             table[section] = rows
         return table
 
@@ -535,15 +572,21 @@ class TrackingService:
             self._require_run(uow.conn, run_id)
             paths = [p for p, _, _ in stored]
             uow.conn.execute(
-                run_artifacts.delete().where(run_artifacts.c.run_id == run_id, run_artifacts.c.path.in_(paths))
+                run_artifacts.delete().where(
+                    run_artifacts.c.run_id == run_id, run_artifacts.c.path.in_(paths)
+                )
             )
             if stored:
                 uow.conn.execute(
                     run_artifacts.insert(),
                     [{"run_id": run_id, "path": p, "digest": d, "size": s} for p, d, s in stored],
                 )
-            uow.audit("run.artifacts.log", "run", run_id,
-                      {"artifacts": [{"path": p, "digest": d, "size": s} for p, d, s in stored][:100]})
+            uow.audit(
+                "run.artifacts.log",
+                "run",
+                run_id,
+                {"artifacts": [{"path": p, "digest": d, "size": s} for p, d, s in stored][:100]},
+            )
         return paths
 
     def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
@@ -551,14 +594,16 @@ class TrackingService:
         with self.store.database.read() as conn:
             self._require_run(conn, run_id)
             rows = conn.execute(
-                sa.select(run_artifacts).where(run_artifacts.c.run_id == run_id).order_by(run_artifacts.c.path)
+                sa.select(run_artifacts)
+                .where(run_artifacts.c.run_id == run_id)
+                .order_by(run_artifacts.c.path)
             ).all()
         return [{"path": r.path, "digest": r.digest, "size": r.size} for r in rows]
 
-    def log_dataset(self, run_id: str, source: Any, *, name: str, role: str = "train") -> DatasetVersion:
+    def log_dataset(
+        self, run_id: str, source: Any, *, name: str, role: str = "train"
+    ) -> DatasetVersion:
         """Fingerprint and profile a dataset, store it once, and link it to a run with a role."""
-        from steward.tracking._datasets import describe_dataset
-
         described = describe_dataset(source, name=name, role=role)
         with self.store.unit_of_work() as uow:
             self._require_run(uow.conn, run_id)
@@ -578,12 +623,17 @@ class TrackingService:
                         "source_uri": described.source_uri,
                         "num_rows": described.num_rows,
                         "num_columns": described.num_columns,
-                        "schema": canonical_json(described.schema),
-                        "profile": canonical_json(described.profile),
+                        "schema": canonical_json([c.as_dict() for c in described.schema]),
+                        "profile": canonical_json(dict(described.profile)),
                         "created_at": uow.clock.now(),
                     },
                 )
-                uow.audit("dataset.register", "dataset", dataset_id, {"name": name, "digest": described.digest})
+                uow.audit(
+                    "dataset.register",
+                    "dataset",
+                    dataset_id,
+                    {"name": name, "digest": described.digest},
+                )
             else:
                 dataset_id = row.id
             linked = uow.conn.execute(
@@ -594,9 +644,14 @@ class TrackingService:
                 )
             ).first()
             if not linked:
-                uow.conn.execute(run_datasets.insert(), {"run_id": run_id, "dataset_id": dataset_id, "role": role})
+                uow.conn.execute(
+                    run_datasets.insert(),
+                    {"run_id": run_id, "dataset_id": dataset_id, "role": role},
+                )
                 uow.audit("run.dataset.log", "run", run_id, {"dataset": dataset_id, "role": role})
-            stored = uow.conn.execute(sa.select(dataset_versions).where(dataset_versions.c.id == dataset_id)).one()
+            stored = uow.conn.execute(
+                sa.select(dataset_versions).where(dataset_versions.c.id == dataset_id)
+            ).one()
         return to_dataset(stored, role)
 
     def run_datasets(self, run_id: str) -> list[DatasetVersion]:
@@ -626,6 +681,39 @@ class TrackingService:
             raise NotFoundError(f"environment {digest!r} does not exist")
         return dict(json.loads(content))
 
+    def reproduction(self, run_id: str) -> dict[str, Any]:
+        """Return what a re-run needs: commit, command, seed, params, data, environment diff."""
+        run = self.get_run(run_id)
+        datasets = self.run_datasets(run_id)
+        recorded = self.get_environment(run.environment_digest) if run.environment_digest else None
+        then = EnvironmentSnapshot.from_dict(recorded) if recorded is not None else None
+        changes = [
+            {"what": f"{c.kind} {c.name}".strip(), "old": c.old, "new": c.new}
+            for c in (diff_environments(then, capture_environment()) if then else [])
+        ]
+        git = None
+        if then is not None and then.git_commit:
+            git = {
+                "commit": then.git_commit,
+                "dirty": then.git_dirty,
+                "branch": then.git_branch,
+                "remote": then.git_remote,
+            }
+        return {
+            "run_id": run.id,
+            "experiment": run.experiment_name,
+            "git": git,
+            "command": list(then.command) if then else None,
+            "seed": run.seed,
+            "params": run.params,
+            "datasets": [
+                {"role": d.role, "name": d.name, "digest": d.digest, "source_uri": d.source_uri}
+                for d in datasets
+            ],
+            "environment_recorded": then is not None,
+            "environment_changes": changes,
+        }
+
     # -- lifecycle -----------------------------------------------------------
 
     def set_run_archived(self, run_id: str, archived: bool) -> Run:
@@ -633,10 +721,77 @@ class TrackingService:
         with self.store.unit_of_work() as uow:
             self._require_run(uow.conn, run_id)
             uow.conn.execute(
-                runs.update().where(runs.c.id == run_id).values(archived_at=uow.clock.now() if archived else None)
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(archived_at=uow.clock.now() if archived else None)
             )
             uow.audit("run.archive" if archived else "run.restore", "run", run_id)
         return self.get_run(run_id)
+
+    def collect_garbage(
+        self, *, older_than_days: float = 30.0, dry_run: bool = True
+    ) -> dict[str, Any]:
+        """Delete artifacts of runs archived more than ``older_than_days`` ago.
+
+        A blob still referenced by any other run is kept (artifacts are shared by
+        content). With ``dry_run`` (the default) nothing is deleted; the report says
+        what would be.
+        """
+        if older_than_days < 0:
+            raise InvalidInputError(f"older_than_days must be >= 0, got {older_than_days}")
+        cutoff = self.store.clock.now() - timedelta(days=older_than_days)
+        with self.store.database.read() as conn:
+            stale = list(
+                conn.execute(
+                    sa.select(runs.c.id).where(
+                        runs.c.archived_at.is_not(None), runs.c.archived_at <= cutoff
+                    )
+                ).scalars()
+            )
+            rows = (
+                conn.execute(
+                    sa.select(run_artifacts.c.digest, run_artifacts.c.size).where(
+                        run_artifacts.c.run_id.in_(stale)
+                    )
+                ).all()
+                if stale
+                else []
+            )
+            candidates = {r.digest: r.size for r in rows}
+            kept = (
+                set(
+                    conn.execute(
+                        sa.select(run_artifacts.c.digest).where(
+                            run_artifacts.c.digest.in_(list(candidates)),
+                            run_artifacts.c.run_id.not_in(stale),
+                        )
+                    ).scalars()
+                )
+                if candidates
+                else set()
+            )
+        doomed = {d: n for d, n in candidates.items() if d not in kept}
+        report = {
+            "dry_run": dry_run,
+            "runs": stale,
+            "artifacts": sorted(doomed),
+            "bytes": sum(doomed.values()),
+            "kept_shared": sorted(kept),
+        }
+        if dry_run or not stale:
+            return report
+        with self.store.unit_of_work() as uow:
+            uow.conn.execute(run_artifacts.delete().where(run_artifacts.c.run_id.in_(stale)))
+            uow.audit(
+                "artifacts.gc",
+                "home",
+                "artifacts",
+                {"runs": stale[:1000], "artifacts": len(doomed), "bytes": report["bytes"]},
+            )
+        for digest in doomed:  # after commit: a crash here leaves only unreferenced blobs
+            if self.store.artifacts.exists(digest):
+                self.store.artifacts.delete(digest)
+        return report
 
 
 class _Obj:
@@ -644,12 +799,6 @@ class _Obj:
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         self.__dict__.update(values)
-
-
-def _seed_everything(seed: int) -> None:
-    from steward.tracking._environment import seed_everything
-
-    seed_everything(seed)
 
 
 def _encode_token(offset: int) -> str:
@@ -666,5 +815,6 @@ def _decode_token(token: str | None) -> int:
             raise ValueError(text)
         return int(value)
     except (ValueError, UnicodeDecodeError):
-        raise InvalidInputError(f"page_token {token!r} is not a token returned by search_runs") from None
-
+        raise InvalidInputError(
+            f"page_token {token!r} is not a token returned by search_runs"
+        ) from None

@@ -19,11 +19,13 @@ MAX_PARAM_VALUE = 6000
 
 
 def check_key(kind: str, key: object) -> str:
-    """Check a metric, param or tag key: 1–250 of letters, digits, ``_-./:`` and space."""
+    """Check a metric, param or tag key: 1 to 250 of letters, digits, ``_-./:`` and space."""
     if not isinstance(key, str) or not key:
         raise InvalidInputError(f"{kind} key must be a non-empty string, got {key!r}")
     if len(key) > MAX_KEY:
-        raise InvalidInputError(f"{kind} key {key[:40]!r}... is {len(key)} characters; the limit is {MAX_KEY}")
+        raise InvalidInputError(
+            f"{kind} key {key[:40]!r}... is {len(key)} characters; the limit is {MAX_KEY}"
+        )
     if not _KEY.match(key) or key != key.strip():
         raise InvalidInputError(
             f"{kind} key {key!r} has forbidden characters; use letters, digits, "
@@ -33,13 +35,15 @@ def check_key(kind: str, key: object) -> str:
 
 
 def check_name(kind: str, name: object) -> str:
-    """Check an experiment or run name: 1–200 printable characters, no surrounding spaces."""
+    """Check an experiment or run name: 1 to 200 printable characters, no surrounding spaces."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError(f"{kind} name must be a non-empty string, got {name!r}")
     if len(name) > MAX_NAME:
         raise InvalidInputError(f"{kind} name is {len(name)} characters; the limit is {MAX_NAME}")
     if not name.isprintable() or name != name.strip():
-        raise InvalidInputError(f"{kind} name {name!r} has control characters or surrounding spaces")
+        raise InvalidInputError(
+            f"{kind} name {name!r} has control characters or surrounding spaces"
+        )
     return name
 
 
