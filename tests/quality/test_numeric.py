@@ -8,12 +8,12 @@ from steward.quality._numeric import (
     SortedSample,
     bin_counts,
     bin_edges,
+    distinct,
     jensen_shannon,
     kl_divergence,
     ks_test,
     psi,
     sketch,
-    tie_ranks,
     wasserstein,
 )
 
@@ -63,28 +63,44 @@ def test_ks_test_asymptotic_path_is_used_above_scipy_exact_limit() -> None:
 
 
 @pytest.mark.parametrize(("n", "m"), [(1, 1), (5, 9), (1_000, 700), (50_000, 80_000)])
-def test_wasserstein_equals_scipy_bit_for_bit(n: int, m: int) -> None:
+def test_wasserstein_equals_scipy(n: int, m: int) -> None:
     rng = np.random.default_rng(n + m)
     a, b = rng.exponential(size=n), rng.exponential(1.3, size=m)
-    assert wasserstein(exact(a), np.sort(b)) == stats.wasserstein_distance(a, b)
+    expected = stats.wasserstein_distance(a, b)
+    assert wasserstein(exact(a), np.sort(b)) == pytest.approx(expected, rel=1e-12)
 
 
 def test_wasserstein_equals_scipy_with_ties() -> None:
     rng = np.random.default_rng(3)
     a = rng.integers(0, 5, size=4_000).astype(float)
     b = rng.integers(1, 7, size=3_000).astype(float)
-    assert wasserstein(exact(a), np.sort(b)) == stats.wasserstein_distance(a, b)
+    expected = stats.wasserstein_distance(a, b)
+    assert wasserstein(exact(a), np.sort(b)) == pytest.approx(expected, rel=1e-12)
 
 
-def test_tie_ranks_counts_strictly_below_and_at_or_below() -> None:
-    left, right = tie_ranks(np.array([1.0, 2.0, 2.0, 2.0, 5.0]))
-    assert left.tolist() == [0, 1, 1, 1, 4]
-    assert right.tolist() == [1, 4, 4, 4, 5]
+def test_distinct_counts_values_at_or_below_each_distinct_value() -> None:
+    values, cum = distinct(exact(np.array([5.0, 1.0, 2.0, 2.0, 2.0])))
+    assert values.tolist() == [1.0, 2.0, 5.0]
+    assert cum.tolist() == [1, 4, 5]
+    sample, _, _ = sketch(np.arange(10.0), 4)
+    assert [a.tolist() for a in distinct(sample)] == [[0.0, 3.0, 6.0, 9.0], [1, 4, 7, 10]]
 
 
-def test_tie_ranks_of_empty_and_single() -> None:
-    assert [r.tolist() for r in tie_ranks(np.array([]))] == [[], []]
-    assert [r.tolist() for r in tie_ranks(np.array([3.0]))] == [[0], [1]]
+@pytest.mark.parametrize(("n", "m"), [(20_000, 30_000), (50_000, 7), (3, 40_000)])
+def test_ks_statistic_over_either_side_agrees_with_scipy_beyond_exact_limit(n: int, m: int) -> None:
+    rng = np.random.default_rng(n + 2 * m)
+    a = np.round(rng.normal(size=n), 2)
+    b = np.round(rng.normal(0.1, size=m), 2)
+    assert ks_test(exact(a), np.sort(b)) == tuple(stats.ks_2samp(a, b)[:2])
+
+
+def test_wasserstein_of_a_weighted_sketch_matches_scipy_weights() -> None:
+    rng = np.random.default_rng(6)
+    reference = np.sort(np.round(rng.normal(size=5_000), 1))
+    sample, _, _ = sketch(reference, 50)
+    current = np.sort(rng.normal(0.2, size=3_001))
+    expected = stats.wasserstein_distance(sample.values, current, u_weights=sample.weights())
+    assert wasserstein(sample, current) == pytest.approx(expected, rel=1e-12)
 
 
 def test_sketch_keeps_exact_ranks_and_bounds_its_error() -> None:
