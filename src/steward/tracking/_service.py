@@ -107,7 +107,11 @@ class TrackingService:
             "created_at": uow.clock.now(),
             "archived_at": None,
         }
-        uow.conn.execute(experiments.insert(), row)
+        try:
+            with uow.conn.begin_nested():  # a savepoint: a lost race leaves the unit usable
+                uow.conn.execute(experiments.insert(), row)
+        except sa.exc.IntegrityError:
+            raise ConflictError(f"experiment {name!r} already exists") from None
         uow.audit("experiment.create", "experiment", experiment_id, {"name": name, "tags": tags})
         return to_experiment(_Obj(row))
 
@@ -258,7 +262,12 @@ class TrackingService:
         ).first()
         if row is None:
             check_name("experiment", name_or_id)
-            return self._insert_experiment(uow, name_or_id, "", {})
+            try:
+                return self._insert_experiment(uow, name_or_id, "", {})
+            except ConflictError:  # created meanwhile by another process: use it
+                row = uow.conn.execute(
+                    sa.select(experiments).where(experiments.c.name == name_or_id)
+                ).one()
         exp = to_experiment(row)
         if exp.archived:
             raise ConflictError(f"experiment {exp.name!r} is archived; restore it to add runs")
@@ -282,7 +291,7 @@ class TrackingService:
             sa.select(environments.c.digest).where(environments.c.digest == digest)
         ).first()
         if not exists:
-            conn.execute(environments.insert(), {"digest": digest, "content": content})
+            _insert_unless_present(conn, environments, {"digest": digest, "content": content})
         self._stored_environments.add(digest)
         return digest
 
@@ -612,10 +621,13 @@ class TrackingService:
                     dataset_versions.c.digest == described.digest, dataset_versions.c.name == name
                 )
             ).first()
-            if row is None:
+            if row is not None:
+                dataset_id = row.id
+            else:
                 dataset_id = new_id()
-                uow.conn.execute(
-                    dataset_versions.insert(),
+                inserted = _insert_unless_present(
+                    uow.conn,
+                    dataset_versions,
                     {
                         "id": dataset_id,
                         "digest": described.digest,
@@ -628,14 +640,20 @@ class TrackingService:
                         "created_at": uow.clock.now(),
                     },
                 )
-                uow.audit(
-                    "dataset.register",
-                    "dataset",
-                    dataset_id,
-                    {"name": name, "digest": described.digest},
-                )
-            else:
-                dataset_id = row.id
+                if inserted:
+                    uow.audit(
+                        "dataset.register",
+                        "dataset",
+                        dataset_id,
+                        {"name": name, "digest": described.digest},
+                    )
+                else:  # registered meanwhile by another process
+                    dataset_id = uow.conn.execute(
+                        sa.select(dataset_versions.c.id).where(
+                            dataset_versions.c.digest == described.digest,
+                            dataset_versions.c.name == name,
+                        )
+                    ).scalar_one()
             linked = uow.conn.execute(
                 sa.select(run_datasets.c.run_id).where(
                     run_datasets.c.run_id == run_id,
@@ -792,6 +810,16 @@ class TrackingService:
             if self.store.artifacts.exists(digest):
                 self.store.artifacts.delete(digest)
         return report
+
+
+def _insert_unless_present(conn: Connection, table: sa.Table, row: Mapping[str, Any]) -> bool:
+    """Insert a row keyed by content; another writer inserting it first is not an error."""
+    try:
+        with conn.begin_nested():
+            conn.execute(table.insert(), dict(row))
+    except sa.exc.IntegrityError:
+        return False
+    return True
 
 
 class _Obj:
