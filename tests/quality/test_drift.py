@@ -339,3 +339,23 @@ def test_detector_threads_give_the_same_report(frames: tuple[pd.DataFrame, pd.Da
     serial = DriftDetector(n_jobs=1, memory_budget=1).fit(reference).score(current)
     threaded = DriftDetector(n_jobs=4).fit(reference).score(current)
     assert serial.to_dict() == threaded.to_dict()
+
+
+def test_detector_compares_dates_times_and_durations_as_numbers() -> None:
+    import datetime as dt
+
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(40)]
+    table = pa.table(
+        {
+            "day": pa.array(days),
+            "at": pa.array(
+                [dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=i) for i in range(40)]
+            ),
+            "took": pa.array([dt.timedelta(seconds=i) for i in range(40)]),
+        }
+    )
+    later = pa.table({"day": pa.array([d + dt.timedelta(days=365) for d in days])})
+    report = DriftDetector(method="ks").fit(table).score(table)
+    assert [(r.column, r.statistic) for r in report] == [("day", 0.0), ("at", 0.0), ("took", 0.0)]
+    moved = DriftDetector(method="ks", columns=["day"]).fit(table).score(later)["day"]
+    assert (moved.statistic, moved.unseen_share) == (1.0, 1.0)

@@ -36,6 +36,7 @@ __all__ = [
     "as_array",
     "as_table",
     "category_counts",
+    "float_values",
     "is_one_dimensional",
     "iter_batches",
     "numeric_values",
@@ -302,22 +303,33 @@ def numeric_values(array: pa.Array | pa.ChunkedArray) -> tuple[FloatArray, int]:
     Raises:
         InvalidInputError: the column's type cannot be read as numbers.
     """
-    dtype = array.type
-    if pa.types.is_null(dtype):
+    if pa.types.is_null(array.type):
         return np.empty(0, dtype=np.float64), len(array)
-    try:
-        if pa.types.is_temporal(dtype):
-            array = pc.cast(array, pa.int64())
-        if not pa.types.is_float64(array.type):
-            array = pc.cast(array, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise InvalidInputError(f"values of type {dtype} are not numeric: {exc}") from exc
-    values = np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float64)
+    values = float_values(array)
     finite = np.isfinite(values)
     kept = int(np.count_nonzero(finite))
     if kept == len(values):
         return values, 0
     return values[finite], len(values) - kept
+
+
+def float_values(array: pa.Array | pa.ChunkedArray) -> FloatArray:
+    """Read a numeric or temporal column as float64, nulls as NaN.
+
+    Dates, times and timestamps become their integer count of days or time units.
+
+    Raises:
+        InvalidInputError: the column's type cannot be read as numbers.
+    """
+    dtype = array.type
+    try:
+        if pa.types.is_temporal(dtype):
+            array = pc.cast(array, pa.int32() if dtype.bit_width == 32 else pa.int64())
+        if not pa.types.is_float64(array.type):
+            array = pc.cast(array, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InvalidInputError(f"values of type {dtype} are not numeric: {exc}") from exc
+    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def category_counts(

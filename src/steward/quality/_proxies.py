@@ -34,7 +34,7 @@ from rich.text import Text
 from scipy import stats
 
 from steward.core import InvalidInputError
-from steward.quality._input import ColumnKind, arrow_kind, as_table
+from steward.quality._input import ColumnKind, arrow_kind, as_table, float_values
 from steward.quality._render import fmt, html_page, html_table
 
 __all__ = ["ProxyAssociation", "ProxyReport", "detect_proxies"]
@@ -201,14 +201,10 @@ def _prepare(name: str, array: pa.ChunkedArray, kind: ColumnKind | None) -> _Col
     if resolved is None:
         raise InvalidInputError(f"column {name!r} has unsupported type {array.type}")
     if resolved == "numeric":
-        if pa.types.is_temporal(array.type):
-            array = pc.cast(array, pa.int64())
         try:
-            values = np.asarray(
-                pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
-            )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise InvalidInputError(f"column {name!r} is not numeric: {exc}") from exc
+            values = float_values(array)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"column {name!r}: {exc}") from exc
         return _Column("numeric", np.isfinite(values), values)
     if pa.types.is_floating(array.type):
         array = pc.if_else(pc.is_nan(array), pa.scalar(None, array.type), array)
