@@ -159,7 +159,7 @@ def test_cli_usage_error_exit_code(
     assert "--limit" in err
 
 
-def test_cli_demo_json_reports_steps(
+def test_cli_demo_json_reports_audit_steps(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, out, _ = run(["demo", "--home", str(tmp_path / "demo"), "--json"], capsys, monkeypatch)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from steward.cli import _audit, _db, _tracking
+from steward.cli import _audit, _db, _tracking, quality
 from steward.cli._common import HomeOption, JsonOption, open_store, store_settings
 from steward.cli._output import console, err_console, exit_code_for, print_json, print_table
 from steward.core import StewardError
@@ -33,6 +33,7 @@ app.add_typer(_audit.app, name="audit")
 app.add_typer(_tracking.experiments_app, name="experiments")
 app.add_typer(_tracking.runs_app, name="runs")
 app.command("gc")(_tracking.gc)
+app.add_typer(quality.app, name="quality")
 
 _DEBUG = "STEWARD_DEBUG"
 
@@ -100,6 +101,21 @@ def demo(
         print_json({"home": report.home, "steps": report.steps})
         return
     _print_comparison(next(s for s in report.steps if s["step"] == "tracking.compare"))
+    fairness = next(s for s in report.steps if s["step"] == "quality.fairness")
+    print_table(
+        f"fairness of the chosen model by {fairness['attribute']}",
+        ["group", "rows", "selection rate", "TPR", "FPR"],
+        (
+            (
+                g["group"],
+                g["count"],
+                f"{g['selection_rate']:.3f}",
+                f"{g['true_positive_rate']:.3f}",
+                f"{g['false_positive_rate']:.3f}",
+            )
+            for g in fairness["groups"]
+        ),
+    )
     events = next(s["events"] for s in report.steps if s["step"] == "audit.log")
     print_table(
         "audit log",

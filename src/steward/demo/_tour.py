@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from steward.core import load_settings
+from steward.demo._checks import check_data, check_fairness
 from steward.demo._fraud import make_fraud_data
-from steward.demo._training import EXPERIMENT, train_models
+from steward.demo._training import EXPERIMENT, features, train_models
 from steward.sdk import Steward
 from steward.store import AuditLog, Database, Store, StoreSettings
 
@@ -83,6 +84,11 @@ def _track_training(st: Steward, report: DemoReport, say: Say) -> None:
     say(f"best run by holdout AUC: {best.name} ({best.id[-8:]})")
     comparison = st.tracking.compare_runs([t.run.id for t in trained])
     report.add("tracking.compare", best_run=best.id, **comparison)
+    report.add("quality.data", **check_data(early, late, say))
+    chosen = next(t for t in trained if t.run.id == best.id)
+    holdout = early.slice(int(early.num_rows * 0.75))
+    decisions = (chosen.estimator.predict_proba(features(holdout))[:, 1] >= 0.3).astype(int)
+    report.add("quality.fairness", **check_fairness(holdout, decisions, say))
 
 
 def run_demo(home: Path, *, say: Say = lambda _: None) -> DemoReport:

@@ -14,7 +14,7 @@ from steward.demo._fraud import FEATURES, LABEL
 from steward.sdk import Steward
 from steward.tracking import Run
 
-__all__ = ["TrainedModel", "train_models"]
+__all__ = ["TrainedModel", "features", "train_models"]
 
 EXPERIMENT = "card-fraud"
 
@@ -27,9 +27,13 @@ class TrainedModel:
     estimator: Any
 
 
+def features(table: pa.Table) -> np.ndarray:
+    """Return the model's input matrix (the protected attribute is never an input)."""
+    return np.column_stack([table[c].to_numpy().astype(np.float64) for c in FEATURES])
+
+
 def _matrix(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    x = np.column_stack([table[c].to_numpy().astype(np.float64) for c in FEATURES])
-    return x, table[LABEL].to_numpy()
+    return features(table), table[LABEL].to_numpy()
 
 
 def _require_sklearn() -> None:
