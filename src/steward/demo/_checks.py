@@ -21,14 +21,11 @@ def check_data(early: pa.Table, late: pa.Table, say: Callable[[str], None]) -> d
     own = schema.validate(early.select(columns))
     later = schema.validate(late.select(columns))
     say(f"schema inferred on training data: {len(columns)} columns; valid: {own.ok}")
-    say(
-        f"late slice against that schema: {len(later.errors)} errors, {len(later.warnings)} warnings"
-    )
+    say(f"late slice vs that schema: {len(later.errors)} errors, {len(later.warnings)} warnings")
     report = DriftDetector().fit(early.select(columns)).score(late.select(columns))
     drifted = ", ".join(report.drifted_columns) or "none"
-    say(
-        f"drift early → late: {len(report.drifted_columns)}/{len(report)} columns drifted ({drifted})"
-    )
+    count = f"{len(report.drifted_columns)}/{len(report)}"
+    say(f"drift early → late: {count} columns drifted ({drifted})")
     return {
         "schema_fingerprint": schema.fingerprint,
         "training_valid": own.ok,
