@@ -102,6 +102,17 @@ def test_schema_validate_raise_on_error_carries_the_report(good: pd.DataFrame) -
     assert schema.validate(warned, raise_on_error=True).warnings
 
 
+def test_data_quality_error_survives_pickling(good: pd.DataFrame) -> None:
+    import pickle
+
+    schema = Schema.infer(good)
+    with pytest.raises(DataQualityError) as caught:
+        schema.validate(good.drop(columns=["plan", "age"]), raise_on_error=True)
+    restored = pickle.loads(pickle.dumps(caught.value))
+    assert str(restored) == str(caught.value)
+    assert restored.report == caught.value.report
+
+
 def test_schema_validate_nulls_in_non_nullable_column_are_errors(good: pd.DataFrame) -> None:
     schema = Schema.infer(good)
     table = pa.Table.from_pandas(good, preserve_index=False)

@@ -40,6 +40,10 @@ class DataQualityError(QualityError):
         more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
         super().__init__(f"data failed validation with {len(errors)} error(s): {shown}{more}")
 
+    def __reduce__(self) -> tuple[type[DataQualityError], tuple[ValidationReport]]:
+        # Rebuild from the report, so the error survives pickling (multiprocessing, Ray).
+        return (type(self), (self.report,))
+
 
 class NotFittedError(QualityError, AttributeError):
     """A statistical object was used before ``fit`` was called."""
