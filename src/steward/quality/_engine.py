@@ -32,7 +32,9 @@ def resolve_jobs(n_jobs: int | None) -> int:
     Raises:
         InvalidInputError: ``n_jobs`` is 0 or below -1.
     """
-    cores = os.cpu_count() or 1
+    # The cores this process may run on (a container's share), not the host's count.
+    affinity = getattr(os, "sched_getaffinity", None)
+    cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
     if n_jobs is None:
         return min(8, cores)
     if n_jobs == -1:
