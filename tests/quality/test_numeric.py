@@ -152,6 +152,12 @@ def test_psi_matches_textbook_formula_with_epsilon() -> None:
     assert psi(ref, ref, 1e-4) == 0.0
 
 
+def test_psi_and_jensen_shannon_are_symmetric_in_the_shares() -> None:
+    ref, cur = np.array([50, 30, 20, 0]), np.array([40, 30, 20, 10])
+    assert psi(ref, cur, 1e-4) == pytest.approx(psi(cur, ref, 1e-4), rel=1e-15)
+    assert jensen_shannon(ref, cur) == pytest.approx(jensen_shannon(cur, ref), rel=1e-15)
+
+
 def test_kl_is_not_symmetric_but_never_negative() -> None:
     ref, cur = np.array([90, 10, 0]), np.array([10, 10, 80])
     assert kl_divergence(ref, cur, 1e-4) != kl_divergence(cur, ref, 1e-4)
