@@ -7,7 +7,7 @@ from pathlib import Path
 
 from steward.sdk import connect
 
-STEPS = 200
+STEPS = 120
 
 
 def _log(home: str, database_url: str, worker: int) -> str:
@@ -15,7 +15,7 @@ def _log(home: str, database_url: str, worker: int) -> str:
         with st.start_run("shared", name=f"worker-{worker}", params={"worker": worker}) as run:
             for step in range(STEPS):
                 run.log_metrics({"loss": 1.0 / (step + 1), "worker": float(worker)}, step=step)
-                if step % 50 == 0:
+                if step % 30 == 0:
                     run.flush()  # interleave many small transactions with the other workers
         return run.id
 
