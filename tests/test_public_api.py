@@ -79,6 +79,14 @@ PUBLIC = {
         "diff_environments",
         "seed_everything",
     ],
+    "steward.quality": [
+        "CategoricalProfile", "ColumnDrift", "ColumnSchema", "CostMatrix", "DataQualityError",
+        "DriftDetector", "DriftReport", "FairnessReport", "GroupMetrics", "Histogram", "Issue",
+        "NotFittedError", "NumericProfile", "ProfileSettings", "ProxyAssociation", "ProxyReport",
+        "QualityError", "ReferenceProfile", "Schema", "SchemaChange", "SchemaDiff",
+        "SegmentMetrics", "SegmentReport", "ValidationReport", "detect_proxies",
+        "evaluate_fairness", "evaluate_segments",
+    ],
     "steward.sdk": [
         "Steward",
         "active_run",
