@@ -147,7 +147,8 @@ def test_ended_run_refuses_values(tracking: TrackingService) -> None:
     run.end()
     with pytest.raises(ConflictError, match="has ended"):
         run.log_metric("auc", 1.0)
-    assert run.end().status is RunStatus.FINISHED  # ending twice is harmless
+    run.end()  # ending twice is harmless
+    assert tracking.get_run(run.id).status is RunStatus.FINISHED
 
 
 def test_tags_are_mutable_and_notes_append(tracking: TrackingService) -> None:

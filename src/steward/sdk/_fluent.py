@@ -13,7 +13,7 @@ from typing import Any
 
 from steward.core import NotFoundError
 from steward.sdk._client import Steward, connect
-from steward.tracking import ActiveRun, DatasetVersion, Run, RunStatus
+from steward.tracking import ActiveRun, DatasetVersion, RunStatus
 
 __all__ = [
     "active_run",
@@ -51,11 +51,13 @@ def _stack() -> list[ActiveRun]:
 class _FluentRun(ActiveRun):
     """An ActiveRun that leaves the fluent stack when it ends."""
 
-    def end(self, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None) -> Run:
+    def end(
+        self, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None
+    ) -> None:
         stack = _stack()
         if self in stack:
             stack.remove(self)
-        return super().end(status, error=error)
+        super().end(status, error=error)
 
 
 def start_run(experiment: str = "default", **kwargs: Any) -> ActiveRun:
@@ -88,9 +90,9 @@ def _current() -> ActiveRun:
     return run
 
 
-def end_run(status: RunStatus | str = RunStatus.FINISHED) -> Run:
+def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
     """End the innermost active run."""
-    return _current().end(status)
+    _current().end(status)
 
 
 def log_metric(key: str, value: float, *, step: int | None = None) -> None:

@@ -1,7 +1,7 @@
 """Experiment tracking: experiments, runs, params, metrics, artifacts, datasets, environments."""
 
 from steward.tracking._active import ActiveRun
-from steward.tracking._datasets import ColumnSchema, DatasetDescription, describe_dataset
+from steward.tracking._datasets import DatasetColumn, DatasetDescription, describe_dataset
 from steward.tracking._environment import (
     EnvironmentChange,
     EnvironmentSnapshot,
@@ -23,7 +23,7 @@ from steward.tracking._service import TrackingService
 
 __all__ = [
     "ActiveRun",
-    "ColumnSchema",
+    "DatasetColumn",
     "DatasetDescription",
     "DatasetVersion",
     "EnvironmentChange",

@@ -15,13 +15,13 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from steward.core import ConflictError, InvalidInputError
-from steward.tracking._models import Metric, Run, RunStatus
+from steward.tracking._models import Metric, RunStatus
 from steward.tracking._validation import check_key, check_metric_value
 
 if TYPE_CHECKING:
@@ -62,11 +62,10 @@ class ActiveRun:
         self._oldest: float | None = None
         self._next_step: dict[str, int] = {}
         self._params: dict[str, Any] = {}
+        self._checked_keys: set[str] = set()
         self._ended = False
         self._started = time.perf_counter()
         self._cpu_started = time.process_time()
-        self._wake = threading.Event()
-        self._flusher: threading.Thread | None = None
         _LIVE.add(self)
         _register_exit_hook()
 
@@ -111,7 +110,7 @@ class ActiveRun:
             else:
                 key, value, step = item
                 ts = now
-            rows.append((check_key("metric", key), check_metric_value(key, value), int(step), ts))
+            rows.append((self._key(key), check_metric_value(key, value), int(step), ts))
         if params:
             self.log_params(params)
         if tags:
@@ -126,13 +125,19 @@ class ActiveRun:
             raise InvalidInputError(f"step must be an integer, got {step!r}")
         rows = []
         for key, value in items:
-            check_key("metric", key)
+            self._key(key)
             number = check_metric_value(key, value)
             with self._lock:
                 at = self._next_step.get(key, 0) if step is None else step
                 self._next_step[key] = max(self._next_step.get(key, 0), at + 1)
             rows.append((key, number, at, ts))
         self._extend(rows)
+
+    def _key(self, key: str) -> str:
+        if type(key) is not str or key not in self._checked_keys:  # checked once per run and key
+            check_key("metric", key)
+            self._checked_keys.add(key)
+        return key
 
     def _extend(self, rows: list[tuple[str, float, int, int]]) -> None:
         if not rows:
@@ -142,7 +147,7 @@ class ActiveRun:
             self._buffer.extend(rows)
             if self._oldest is None:
                 self._oldest = time.monotonic()
-                self._ensure_flusher()
+                _FLUSHER.ensure_running()
             full = len(self._buffer) >= self._flush_every
         if full:
             self.flush()
@@ -203,34 +208,25 @@ class ActiveRun:
                 raise
         return len(rows)
 
-    def _ensure_flusher(self) -> None:
-        if self._flusher is None or not self._flusher.is_alive():
-            self._flusher = threading.Thread(
-                target=_flush_loop,
-                args=(weakref.ref(self),),
-                name=f"steward-flush-{self.id[:8]}",
-                daemon=True,
-            )
-            self._flusher.start()
-
     def _due(self) -> bool:
         with self._lock:
             return (
                 self._oldest is not None and time.monotonic() - self._oldest >= self._flush_interval
             )
 
-    def end(self, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None) -> Run:
-        """Flush and end the run with a status; returns the stored run."""
+    def end(
+        self, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None
+    ) -> None:
+        """Flush and end the run with a status (ending twice is harmless)."""
         status = RunStatus(status)
         if status is RunStatus.RUNNING:
             raise InvalidInputError("a run cannot be ended with status 'running'")
         with self._lock:
             if self._ended:
-                return self._service.get_run(self.id)
+                return
             rows, self._buffer, self._oldest = self._buffer, [], None
             self._ended = True
-        self._wake.set()
-        return self._service._end_run(
+        self._service._end_run(
             self.id,
             status,
             rows=rows,
@@ -261,20 +257,37 @@ class ActiveRun:
             self.end(RunStatus.FAILED, error=detail)
 
 
-def _flush_loop(ref: Callable[[], ActiveRun | None]) -> None:
-    while True:
-        run = ref()
-        if run is None or run._ended:
-            return
-        interval = run._flush_interval
-        wake = run._wake
-        if run._due():
-            try:
-                run.flush()
-            except Exception:
-                _log.warning("flushing metrics of run %s failed; will retry", run.id, exc_info=True)
-        del run
-        wake.wait(interval / 4)
+class _Flusher:
+    """One daemon thread per process that flushes every live run whose values are due."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def ensure_running(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="steward-metric-flusher", daemon=True
+                )
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(_TICK)
+            for run in list(_LIVE):
+                if run._ended or not run._due():
+                    continue
+                try:
+                    run.flush()
+                except Exception:  # values stay buffered; retried next tick or at end
+                    _log.warning(
+                        "flushing metrics of run %s failed; will retry", run.id, exc_info=True
+                    )
+
+
+_TICK = 0.25  # seconds between checks; a value waits at most flush_interval + _TICK
+_FLUSHER = _Flusher()
 
 
 def _flush_all_at_exit() -> None:

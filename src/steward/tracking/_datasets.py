@@ -35,7 +35,7 @@ from steward.tracking._dataset_digest import (
 from steward.tracking._dataset_profile import BatchRows, ProfileOptions, TableProfiler
 from steward.tracking._dataset_sources import DatasetSource, open_source
 
-__all__ = ["ColumnSchema", "DatasetDescription", "describe_dataset"]
+__all__ = ["DatasetColumn", "DatasetDescription", "describe_dataset"]
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,200}")
 _ROLE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -44,7 +44,7 @@ _COLUMNS_PER_PASS = 8
 
 
 @dataclass(frozen=True)
-class ColumnSchema:
+class DatasetColumn:
     """One column of a dataset: name, Arrow type string and nullability."""
 
     name: str
@@ -81,7 +81,7 @@ class DatasetDescription:
     role: str
     num_rows: int
     num_columns: int
-    schema: tuple[ColumnSchema, ...]
+    schema: tuple[DatasetColumn, ...]
     profile: Mapping[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
@@ -106,7 +106,7 @@ class DatasetDescription:
         """
         try:
             schema = tuple(
-                ColumnSchema(str(c["name"]), str(c["dtype"]), bool(c["nullable"]))
+                DatasetColumn(str(c["name"]), str(c["dtype"]), bool(c["nullable"]))
                 for c in data["schema"]
             )
             description = cls(
@@ -196,7 +196,7 @@ def describe_dataset(
         role=role,
         num_rows=rows,
         num_columns=len(schema),
-        schema=tuple(ColumnSchema(f.name, str(f.type), f.nullable) for f in schema),
+        schema=tuple(DatasetColumn(f.name, str(f.type), f.nullable) for f in schema),
         profile=profiler.result(rows),
     )
 

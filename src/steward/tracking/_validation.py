@@ -49,6 +49,8 @@ def check_name(kind: str, name: object) -> str:
 
 def check_metric_value(key: str, value: object) -> float:
     """Return the metric value as a float; refuse non-numbers, booleans and NaN/inf."""
+    if type(value) is float and math.isfinite(value):  # the common case, checked cheaply
+        return value
     if isinstance(value, bool) or not isinstance(value, Real):
         item = getattr(value, "item", None)  # numpy scalars and 0-d arrays
         value = item() if callable(item) else value
