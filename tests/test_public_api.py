@@ -61,7 +61,7 @@ PUBLIC = {
     ],
     "steward.tracking": [
         "ActiveRun",
-        "ColumnSchema",
+        "DatasetColumn",
         "DatasetDescription",
         "DatasetVersion",
         "EnvironmentChange",
