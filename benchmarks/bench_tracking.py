@@ -347,13 +347,16 @@ def _run_metrics(i: int) -> dict[str, float]:
     }
 
 
-def _steward(ctx: Context, name: str = "steward", *, capture: bool = False) -> Steward:
+def _steward(
+    ctx: Context, name: str = "steward", *, capture: bool = False, synchronous: str = "FULL"
+) -> Steward:
     home = ctx.tmp / name
     return connect(
         home=home,
         capture_environment=capture,
         database_url=f"sqlite:///{home / 'steward.db'}",
         artifact_uri=str(home / "artifacts"),
+        sqlite_synchronous=synchronous,
     )
 
 
@@ -496,9 +499,9 @@ def metric_history(ctx: Context) -> Measurements:
     return out
 
 
-def _create_runs(ctx: Context, *, capture: bool) -> Measurements:
+def _create_runs(ctx: Context, *, capture: bool, synchronous: str = "FULL") -> Measurements:
     most, limit = ctx.size(*RUNS)
-    with _steward(ctx, capture=capture) as st:
+    with _steward(ctx, capture=capture, synchronous=synchronous) as st:
         with st.start_run("runs", params=_run_params(0)) as run:  # warm: experiment, schema
             run.log_metrics(_run_metrics(0))
         made = 0
@@ -599,6 +602,12 @@ def _search(st: Steward, expected: int) -> None:
     )
     if len(page.items) != expected:
         raise RuntimeError(f"search found {len(page.items)} runs, expected {expected}")
+
+
+@benchmark("tracking.create_runs.sync_normal", repeats=3, quick_repeats=1)
+def create_runs_sync_normal(ctx: Context) -> Measurements:
+    """As tracking.create_runs, with STEWARD_SQLITE_SYNCHRONOUS=NORMAL (no fsync per commit)."""
+    return _create_runs(ctx, capture=True, synchronous="NORMAL")
 
 
 @benchmark("tracking.search_runs", repeats=3, quick_repeats=1)

@@ -112,3 +112,16 @@ def test_database_concurrent_first_use_migrates_once(tmp_path: Path) -> None:
         revisions = pool.map(_migrate, [url] * 3)
     assert len(set(revisions)) == 1
     assert revisions[0] == Database(url).schema_status().head
+
+
+def test_database_sqlite_synchronous_setting(tmp_path: Path) -> None:
+    db = open_database(StoreSettings(home=tmp_path, sqlite_synchronous="NORMAL"))
+    with db.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    with pytest.raises(ConfigurationError, match="STEWARD_SQLITE_SYNCHRONOUS"):
+        Database(f"sqlite:///{tmp_path / 'y.db'}", sqlite_synchronous="OFF")
+
+
+def test_database_full_synchronous_by_default(tmp_path: Path) -> None:
+    with open_database(StoreSettings(home=tmp_path)).read() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL

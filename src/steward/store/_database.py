@@ -153,6 +153,11 @@ class Database:
         sqlite_synchronous: str = "FULL",
         echo: bool = False,
     ) -> None:
+        if sqlite_synchronous not in ("FULL", "NORMAL"):
+            raise ConfigurationError(
+                f"STEWARD_SQLITE_SYNCHRONOUS={sqlite_synchronous!r} is not valid; "
+                "use FULL or NORMAL"
+            )
         self.url = _normalize_url(url)
         self.dialect = self.url.get_backend_name()
         self._auto_migrate = self.dialect == "sqlite" if auto_migrate is None else auto_migrate
@@ -309,4 +314,8 @@ class Database:
 def open_database(settings: StoreSettings | None = None) -> Database:
     """Open the metadata database named by the settings (embedded SQLite by default)."""
     settings = settings or StoreSettings()
-    return Database(settings.resolved_database_url(), auto_migrate=settings.auto_migrate)
+    return Database(
+        settings.resolved_database_url(),
+        auto_migrate=settings.auto_migrate,
+        sqlite_synchronous=settings.sqlite_synchronous,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 
@@ -50,6 +51,14 @@ class StoreSettings(CoreSettings):
         default=None,
         description=(
             "File of base64 master keys, one per line, newest first (STEWARD_MASTER_KEY_FILE)."
+        ),
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description=(
+            "SQLite durability (STEWARD_SQLITE_SYNCHRONOUS): FULL syncs every commit to disk; "
+            "NORMAL (with WAL) survives a crash of the process but may lose the last commits "
+            "if the machine loses power."
         ),
     )
     auto_migrate: bool | None = Field(
