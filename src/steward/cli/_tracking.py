@@ -65,25 +65,30 @@ def experiments_show(name: str, home: HomeOption = None, json: JsonOption = Fals
     _runs_table(page.items, title="latest runs")
 
 
-def _set_archived(name: str, archived: bool, home: Path | None, json: bool) -> None:
+def _set_archived(kind: str, key: str, archived: bool, home: Path | None, json: bool) -> None:
     with _client(home) as st:
-        exp = st.tracking.set_experiment_archived(name, archived)
+        if kind == "experiment":
+            found: Any = st.tracking.set_experiment_archived(key, archived)
+            label = found.name
+        else:
+            found = st.tracking.set_run_archived(key, archived)
+            label = found.id
     if json:
-        print_json(exp.as_dict())
+        print_json(found.as_dict())
     else:
-        console.print(f"experiment {exp.name} {'archived' if archived else 'restored'}")
+        console.print(f"{kind} {label} {'archived' if archived else 'restored'}")
 
 
 @experiments_app.command("archive")
 def experiments_archive(name: str, home: HomeOption = None, json: JsonOption = False) -> None:
     """Archive an experiment: hidden from lists, closed to new runs; nothing is deleted."""
-    _set_archived(name, True, home, json)
+    _set_archived("experiment", name, True, home, json)
 
 
 @experiments_app.command("restore")
 def experiments_restore(name: str, home: HomeOption = None, json: JsonOption = False) -> None:
     """Restore an archived experiment."""
-    _set_archived(name, False, home, json)
+    _set_archived("experiment", name, False, home, json)
 
 
 def _runs_table(found: list[Any], *, title: str) -> None:
@@ -235,25 +240,16 @@ def runs_reproduce(run_id: str, home: HomeOption = None, json: JsonOption = Fals
         console.print("  environment matches the current one")
 
 
-def _archive_run(run_id: str, archived: bool, home: Path | None, json: bool) -> None:
-    with _client(home) as st:
-        run = st.tracking.set_run_archived(run_id, archived)
-    if json:
-        print_json(run.as_dict())
-    else:
-        console.print(f"run {run.id} {'archived' if archived else 'restored'}")
-
-
 @runs_app.command("archive")
 def runs_archive(run_id: str, home: HomeOption = None, json: JsonOption = False) -> None:
     """Archive (soft-delete) a run; `steward gc` later removes its artifacts."""
-    _archive_run(run_id, True, home, json)
+    _set_archived("run", run_id, True, home, json)
 
 
 @runs_app.command("restore")
 def runs_restore(run_id: str, home: HomeOption = None, json: JsonOption = False) -> None:
     """Restore an archived run."""
-    _archive_run(run_id, False, home, json)
+    _set_archived("run", run_id, False, home, json)
 
 
 def gc(

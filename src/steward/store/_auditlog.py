@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -71,8 +70,3 @@ class AuditLog:
                 out.write(canonical_json(event.as_dict()) + "\n")
                 count += 1
         return count
-
-    def iter_all(self) -> Iterator[AuditEvent]:
-        """Yield every event, oldest first (for exports of any size)."""
-        with self._db.read() as conn:
-            yield from iter_events(conn)

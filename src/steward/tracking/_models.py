@@ -42,6 +42,18 @@ class Experiment:
     created_at: datetime
     archived_at: datetime | None = None
 
+    def as_row(self) -> dict[str, Any]:
+        """Return the columns of the ``experiments`` table (tags still a dict)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "owner": self.owner,
+            "tags": self.tags,
+            "created_at": self.created_at,
+            "archived_at": self.archived_at,
+        }
+
     @property
     def archived(self) -> bool:
         """True when the experiment is archived."""

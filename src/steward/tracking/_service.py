@@ -101,23 +101,22 @@ class TrackingService:
     ) -> Experiment:
         if uow.conn.execute(sa.select(experiments.c.id).where(experiments.c.name == name)).first():
             raise ConflictError(f"experiment {name!r} already exists")
-        experiment_id = new_id()
-        row = {
-            "id": experiment_id,
-            "name": name,
-            "description": description,
-            "owner": uow.actor,
-            "tags": canonical_json(tags),
-            "created_at": uow.clock.now(),
-            "archived_at": None,
-        }
+        experiment = Experiment(
+            id=new_id(),
+            name=name,
+            description=description,
+            owner=uow.actor,
+            tags=tags,
+            created_at=uow.clock.now(),
+        )
+        row = {**experiment.as_row(), "tags": canonical_json(tags)}
         try:
             with uow.conn.begin_nested():  # a savepoint: a lost race leaves the unit usable
                 uow.conn.execute(experiments.insert(), row)
         except sa.exc.IntegrityError:
             raise ConflictError(f"experiment {name!r} already exists") from None
-        uow.audit("experiment.create", "experiment", experiment_id, {"name": name, "tags": tags})
-        return to_experiment(_Obj(row))
+        uow.audit("experiment.create", "experiment", experiment.id, {"name": name, "tags": tags})
+        return experiment
 
     def get_experiment(self, name_or_id: str) -> Experiment:
         """Return an experiment by name or id.
@@ -851,13 +850,6 @@ def _insert_unless_present(conn: Connection, table: sa.Table, row: Mapping[str, 
     except sa.exc.IntegrityError:
         return False
     return True
-
-
-class _Obj:
-    """Attribute access over a dict (a freshly inserted row)."""
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 def _encode_token(offset: int) -> str:
