@@ -8,6 +8,8 @@ import pytest
 
 PUBLIC = {
     "steward.core": [
+        "ADMIN_SCOPE",
+        "Authorizer",
         "BackendUnavailableError",
         "BaseStewardSettings",
         "Clock",
@@ -20,13 +22,17 @@ PUBLIC = {
         "InvalidInputError",
         "NotFoundError",
         "PermissionDeniedError",
+        "Principal",
+        "PrincipalKind",
         "SchemaVersionError",
+        "ScopeAuthorizer",
         "StewardError",
         "SystemClock",
         "canonical_json",
         "config_file",
         "load_settings",
         "new_id",
+        "scope_covers",
         "sha256_file",
         "sha256_hex",
         "sha256_stream",

@@ -1,5 +1,13 @@
 """Shared foundations: settings, errors, ids, clocks and hashing."""
 
+from steward.core._auth import (
+    ADMIN_SCOPE,
+    Authorizer,
+    Principal,
+    PrincipalKind,
+    ScopeAuthorizer,
+    scope_covers,
+)
 from steward.core._clock import Clock, FrozenClock, SystemClock, utc_now
 from steward.core._errors import (
     BackendUnavailableError,
@@ -18,6 +26,8 @@ from steward.core._ids import new_id
 from steward.core._settings import BaseStewardSettings, CoreSettings, config_file, load_settings
 
 __all__ = [
+    "ADMIN_SCOPE",
+    "Authorizer",
     "BackendUnavailableError",
     "BaseStewardSettings",
     "Clock",
@@ -30,13 +40,17 @@ __all__ = [
     "InvalidInputError",
     "NotFoundError",
     "PermissionDeniedError",
+    "Principal",
+    "PrincipalKind",
     "SchemaVersionError",
+    "ScopeAuthorizer",
     "StewardError",
     "SystemClock",
     "canonical_json",
     "config_file",
     "load_settings",
     "new_id",
+    "scope_covers",
     "sha256_file",
     "sha256_hex",
     "sha256_stream",

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from steward.core import Clock, ConfigurationError, SystemClock
+from steward.core import (
+    Authorizer,
+    Clock,
+    ConfigurationError,
+    PermissionDeniedError,
+    Principal,
+    ScopeAuthorizer,
+    SystemClock,
+)
 from steward.store._artifact_uri import open_artifact_store
 from steward.store._artifacts import ArtifactStore
 from steward.store._auditlog import AuditLog
@@ -31,13 +40,16 @@ class Store:
         database: Database,
         artifacts: ArtifactStore,
         *,
-        actor: str,
+        actor: str | Principal,
         clock: Clock | None = None,
         settings: StoreSettings | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.database = database
         self.artifacts = artifacts
-        self.actor = actor
+        self.principal = actor if isinstance(actor, Principal) else Principal.local(actor)
+        self.actor = self.principal.name
+        self.authorizer: Authorizer = authorizer or ScopeAuthorizer()
         self.clock: Clock = clock or SystemClock()
         self.audit = AuditLog(database)
         self.settings = settings
@@ -73,6 +85,42 @@ class Store:
         """Open one audited write transaction (see :func:`unit_of_work`)."""
         with unit_of_work(self.database, actor=actor or self.actor, clock=self.clock) as uow:
             yield uow
+
+    def as_principal(self, principal: Principal) -> Store:
+        """Return a view of this store acting as ``principal`` (same database and artifacts).
+
+        Adapters that serve many callers (the HTTP API, the gateway) bind each
+        request's identity this way; services read it from the store they were given.
+        """
+        bound = copy.copy(self)
+        bound.principal = principal
+        bound.actor = principal.name
+        return bound
+
+    def with_authorizer(self, authorizer: Authorizer) -> Store:
+        """Return a view of this store whose access decisions ``authorizer`` makes."""
+        bound = copy.copy(self)
+        bound.authorizer = authorizer
+        return bound
+
+    def authorize(self, scope: str, *, resource: str | None = None) -> None:
+        """Check that the current principal may use ``scope``; audit and raise if not.
+
+        Services call this before opening their unit of work. A denial is recorded in
+        the audit chain (``access.denied``, with the scope and resource) in its own
+        transaction, then :class:`PermissionDeniedError` propagates.
+        """
+        try:
+            self.authorizer.check(self.principal, scope, resource=resource)
+        except PermissionDeniedError:
+            with self.unit_of_work() as uow:
+                uow.audit(
+                    "access.denied",
+                    "principal",
+                    self.principal.name,
+                    {"scope": scope, "resource": resource, "kind": self.principal.kind},
+                )
+            raise
 
     def initialize(self) -> dict[str, Any]:
         """Create or upgrade the schema; record the first initialization in the audit chain.
