@@ -50,6 +50,8 @@ PUBLIC = {
         "Database",
         "KeyProvider",
         "KeyRing",
+        "PreparedInsert",
+        "PreparedStatement",
         "SchemaStatus",
         "Store",
         "StoreSettings",

@@ -13,6 +13,7 @@ from steward.store._auditlog import AuditLog
 from steward.store._crypto import KeyProvider, KeyRing, key_id_of, open_key_provider
 from steward.store._database import Database, SchemaStatus, open_database
 from steward.store._home import Store
+from steward.store._prepared import PreparedInsert, PreparedStatement
 from steward.store._settings import StoreSettings
 from steward.store._tables import metadata
 from steward.store._types import UTCDateTime, big_id
@@ -29,6 +30,8 @@ __all__ = [
     "Database",
     "KeyProvider",
     "KeyRing",
+    "PreparedInsert",
+    "PreparedStatement",
     "SchemaStatus",
     "Store",
     "StoreSettings",

@@ -11,7 +11,7 @@ compare the head against an anchor kept elsewhere (``verify(anchor=...)``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from steward.core import InvalidInputError, canonical_json, new_id, sha256_hex
+from steward.store._prepared import PreparedInsert, PreparedStatement
 from steward.store._tables import audit_events
 
 __all__ = [
@@ -196,13 +197,27 @@ def _lock_chain(conn: Connection) -> None:
     # SQLite: the write transaction (BEGIN IMMEDIATE) already holds the only write lock.
 
 
+_HEAD = PreparedStatement("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1", [])
+_INSERT = PreparedInsert(
+    audit_events,
+    [
+        "seq",
+        "event_id",
+        "ts",
+        "actor",
+        "action",
+        "object_type",
+        "object_id",
+        "details",
+        "prev_hash",
+        "hash",
+    ],
+)
+
+
 def _head(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(
-        sa.select(audit_events.c.seq, audit_events.c.hash)
-        .order_by(audit_events.c.seq.desc())
-        .limit(1)
-    ).first()
-    return (0, GENESIS_HASH) if row is None else (int(row.seq), str(row.hash))
+    row: Sequence[Any] | None = _HEAD(conn, ()).first()
+    return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
 
 
 def append_events(conn: Connection, pending: list[PendingEvent]) -> list[AuditEvent]:
@@ -246,7 +261,7 @@ def append_events(conn: Connection, pending: list[PendingEvent]) -> list[AuditEv
         rows.append(row)
         events.append(_to_event(row))
         prev = digest
-    conn.execute(audit_events.insert(), rows)
+    _INSERT(conn, [tuple(row[col.name] for col in _INSERT.columns) for row in rows])
     return events
 
 

@@ -41,11 +41,18 @@ from steward.tracking._models import (
 )
 from steward.tracking._rows import datasets_of, load_runs, to_dataset, to_experiment
 from steward.tracking._search import compile_filter, compile_order_by
+from steward.tracking._statements import (
+    END_RUN,
+    EXPERIMENT_BY_NAME_OR_ID,
+    INSERT_METRICS,
+    INSERT_PARAMS,
+    INSERT_RUN,
+    UPSERT_LATEST_METRICS,
+)
 from steward.tracking._tables import (
     dataset_versions,
     environments,
     experiments,
-    latest_metrics,
     metrics,
     params,
     run_artifacts,
@@ -218,27 +225,29 @@ class TrackingService:
         environment = self._environment()
         run_id = new_id()
         with self.store.unit_of_work() as uow:
-            exp = self._experiment_for_run(uow, experiment)
+            exp_id, exp_name = self._experiment_for_run(uow, experiment)
             if (
                 parent_id is not None
                 and not uow.conn.execute(sa.select(runs.c.id).where(runs.c.id == parent_id)).first()
             ):
                 raise NotFoundError(f"parent run {parent_id!r} does not exist")
             env_digest = self._store_environment(uow.conn, environment)
-            uow.conn.execute(
-                runs.insert(),
-                {
-                    "id": run_id,
-                    "experiment_id": exp.id,
-                    "name": name or f"run-{run_id[-8:]}",
-                    "status": RunStatus.RUNNING.value,
-                    "parent_run_id": parent_id,
-                    "user": uow.actor,
-                    "start_time": uow.clock.now(),
-                    "seed": seed,
-                    "environment_digest": env_digest,
-                    "notes": "",
-                },
+            INSERT_RUN(
+                uow.conn,
+                [
+                    (
+                        run_id,
+                        exp_id,
+                        name or f"run-{run_id[-8:]}",
+                        RunStatus.RUNNING.value,
+                        parent_id,
+                        uow.actor,
+                        uow.clock.now(),
+                        seed,
+                        env_digest,
+                        "",
+                    )
+                ],
             )
             self._insert_params(uow.conn, run_id, encoded, fresh=True)
             self._upsert_tags(uow.conn, run_id, tag_values, fresh=True)
@@ -247,7 +256,7 @@ class TrackingService:
                 "run",
                 run_id,
                 {
-                    "experiment": exp.name,
+                    "experiment": exp_name,
                     "parent": parent_id,
                     "params": {k: v[0] for k, v in encoded.items()},
                     "seed": seed,
@@ -257,24 +266,22 @@ class TrackingService:
         handle._params.update(params or {})
         return handle
 
-    def _experiment_for_run(self, uow: UnitOfWork, name_or_id: str) -> Experiment:
-        row = uow.conn.execute(
-            sa.select(experiments).where(
-                sa.or_(experiments.c.name == name_or_id, experiments.c.id == name_or_id)
-            )
+    def _experiment_for_run(self, uow: UnitOfWork, name_or_id: str) -> tuple[str, str]:
+        """Return ``(id, name)`` of the experiment to add a run to, creating it when missing."""
+        row: Sequence[Any] | None = EXPERIMENT_BY_NAME_OR_ID(
+            uow.conn, (name_or_id, name_or_id)
         ).first()
         if row is None:
             check_name("experiment", name_or_id)
             try:
-                return self._insert_experiment(uow, name_or_id, "", {})
+                created = self._insert_experiment(uow, name_or_id, "", {})
+                return created.id, created.name
             except ConflictError:  # created meanwhile by another process: use it
-                row = uow.conn.execute(
-                    sa.select(experiments).where(experiments.c.name == name_or_id)
-                ).one()
-        exp = to_experiment(row)
-        if exp.archived:
-            raise ConflictError(f"experiment {exp.name!r} is archived; restore it to add runs")
-        return exp
+                row = EXPERIMENT_BY_NAME_OR_ID(uow.conn, (name_or_id, name_or_id)).one()
+        exp_id, exp_name, archived_at = row
+        if archived_at is not None:
+            raise ConflictError(f"experiment {exp_name!r} is archived; restore it to add runs")
+        return str(exp_id), str(exp_name)
 
     def _environment(self) -> tuple[str, str] | None:
         """Return ``(canonical JSON, digest)`` of the environment, reused for a few seconds.
@@ -372,14 +379,7 @@ class TrackingService:
                     )
                 continue
             new[key] = (text, kind, number)
-        if new:
-            conn.execute(
-                params.insert(),
-                [
-                    {"run_id": run_id, "key": k, "value": t, "type": kind, "num_value": n}
-                    for k, (t, kind, n) in new.items()
-                ],
-            )
+        INSERT_PARAMS(conn, [(run_id, k, t, kind, n) for k, (t, kind, n) in new.items()])
         return new
 
     def _log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
@@ -428,43 +428,12 @@ class TrackingService:
     ) -> None:
         if not rows:
             return
-        # The hot path of metric logging: one driver-level executemany, skipping
-        # SQLAlchemy's per-row parameter processing (the values are plain numbers).
-        mark = "?" if uow.conn.dialect.paramstyle == "qmark" else "%s"
-        uow.conn.exec_driver_sql(
-            f"INSERT INTO metrics (run_id, key, value, step, ts_ms) "
-            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",
-            [(run_id, k, v, s, t) for k, v, s, t in rows],
-        )
-        latest: dict[str, tuple[int, int, float]] = {}
+        INSERT_METRICS(uow.conn, [(run_id, k, v, s, t) for k, v, s, t in rows])
+        latest: dict[str, tuple[float, int, int]] = {}
         for key, value, step, ts in rows:
-            candidate = (step, ts, value)
-            if key not in latest or candidate[:2] >= latest[key][:2]:
-                latest[key] = candidate
-        stored = {
-            r.key: (r.step, r.ts_ms, r.value)
-            for r in uow.conn.execute(
-                sa.select(latest_metrics).where(
-                    latest_metrics.c.run_id == run_id, latest_metrics.c.key.in_(list(latest))
-                )
-            )
-        }
-        changed = {k: v for k, v in latest.items() if k not in stored or v[:2] >= stored[k][:2]}
-        replaced = [k for k in changed if k in stored]
-        if replaced:
-            uow.conn.execute(
-                latest_metrics.delete().where(
-                    latest_metrics.c.run_id == run_id, latest_metrics.c.key.in_(replaced)
-                )
-            )
-        if changed:
-            uow.conn.execute(
-                latest_metrics.insert(),
-                [
-                    {"run_id": run_id, "key": k, "step": s, "ts_ms": t, "value": v}
-                    for k, (s, t, v) in changed.items()
-                ],
-            )
+            if key not in latest or (step, ts) >= latest[key][1:]:
+                latest[key] = (value, step, ts)
+        UPSERT_LATEST_METRICS(uow.conn, [(run_id, k, v, s, t) for k, (v, s, t) in latest.items()])
         uow.audit("run.metrics.log", "run", run_id, {"values": len(rows), "keys": sorted(latest)})
 
     def _end_run(
@@ -478,16 +447,9 @@ class TrackingService:
         cpu_seconds: float,
     ) -> None:
         with self.store.unit_of_work() as uow:
-            updated = uow.conn.execute(
-                runs.update()
-                .where(runs.c.id == run_id)
-                .values(
-                    status=status.value,
-                    end_time=uow.clock.now(),
-                    error=error,
-                    wall_seconds=wall_seconds,
-                    cpu_seconds=cpu_seconds,
-                )
+            updated = END_RUN(
+                uow.conn,
+                (status.value, uow.clock.now(), error, wall_seconds, cpu_seconds, run_id),
             )
             if updated.rowcount == 0:
                 raise NotFoundError(f"run {run_id!r} does not exist")
