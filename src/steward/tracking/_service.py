@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import base64
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,22 +21,21 @@ from steward.core import (
 )
 from steward.store import Store, UnitOfWork
 from steward.tracking._active import ActiveRun
-from steward.tracking._datasets import describe_dataset
+from steward.tracking._common import get_run, insert_unless_present, require_run
 from steward.tracking._environment import (
-    EnvironmentSnapshot,
     capture_environment,
-    diff_environments,
     seed_everything,
 )
+from steward.tracking._lifecycle import RunLifecycle
 from steward.tracking._models import (
-    DatasetVersion,
     Experiment,
     Metric,
     Page,
     Run,
     RunStatus,
 )
-from steward.tracking._rows import datasets_of, load_runs, to_dataset, to_experiment
+from steward.tracking._records import RunRecords
+from steward.tracking._rows import load_runs, to_experiment
 from steward.tracking._search import compile_filter, compile_order_by
 from steward.tracking._statements import (
     END_RUN,
@@ -50,13 +46,10 @@ from steward.tracking._statements import (
     UPSERT_LATEST_METRICS,
 )
 from steward.tracking._tables import (
-    dataset_versions,
     environments,
     experiments,
     metrics,
     params,
-    run_artifacts,
-    run_datasets,
     run_tags,
     runs,
 )
@@ -68,7 +61,7 @@ MAX_PAGE = 1_000
 ENVIRONMENT_TTL = 5.0  # seconds a captured environment is reused for new runs
 
 
-class TrackingService:
+class TrackingService(RunRecords, RunLifecycle):
     """Experiments and runs of one steward home. Every change is audited.
 
     Example:
@@ -310,7 +303,7 @@ class TrackingService:
             sa.select(environments.c.digest).where(environments.c.digest == digest)
         ).first()
         if not exists:
-            _insert_unless_present(conn, environments, {"digest": digest, "content": content})
+            insert_unless_present(conn, environments, {"digest": digest, "content": content})
         self._stored_environments.add(digest)
         return digest
 
@@ -320,19 +313,7 @@ class TrackingService:
         Raises:
             NotFoundError: no run has that id.
         """
-        with self.store.database.read() as conn:
-            found = load_runs(conn, [run_id])
-        if not found:
-            raise NotFoundError(f"run {run_id!r} does not exist")
-        return found[0]
-
-    def _require_run(self, conn: Connection, run_id: str, *, running: bool = False) -> Any:
-        row = conn.execute(sa.select(runs.c.id, runs.c.status).where(runs.c.id == run_id)).first()
-        if row is None:
-            raise NotFoundError(f"run {run_id!r} does not exist")
-        if running and row.status != RunStatus.RUNNING.value:
-            raise ConflictError(f"run {run_id} is {row.status}; only running runs take new values")
-        return row
+        return get_run(self.store, run_id)
 
     def _encode_params(self, values: Mapping[str, Any]) -> dict[str, tuple[str, str, float | None]]:
         return {check_key("param", k): encode_param(k, v) for k, v in values.items()}
@@ -385,7 +366,7 @@ class TrackingService:
     def _log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
         encoded = self._encode_params(values)
         with self.store.unit_of_work() as uow:
-            self._require_run(uow.conn, run_id, running=True)
+            require_run(uow.conn, run_id, running=True)
             new = self._insert_params(uow.conn, run_id, encoded)
             if new:
                 uow.audit(
@@ -410,7 +391,7 @@ class TrackingService:
     def _set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
         checked = self._check_tags(values)
         with self.store.unit_of_work() as uow:
-            self._require_run(uow.conn, run_id)
+            require_run(uow.conn, run_id)
             self._upsert_tags(uow.conn, run_id, checked)
             uow.audit("run.tags.set", "run", run_id, {"tags": checked})
 
@@ -420,7 +401,7 @@ class TrackingService:
 
     def _write_metrics(self, run_id: str, rows: list[tuple[str, float, int, int]]) -> None:
         with self.store.unit_of_work() as uow:
-            self._require_run(uow.conn, run_id)
+            require_run(uow.conn, run_id)
             self._insert_metrics(uow, run_id, rows)
 
     def _insert_metrics(
@@ -463,7 +444,7 @@ class TrackingService:
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("a note must be non-empty text")
         with self.store.unit_of_work() as uow:
-            self._require_run(uow.conn, run_id)
+            require_run(uow.conn, run_id)
             current = uow.conn.execute(
                 sa.select(runs.c.notes).where(runs.c.id == run_id)
             ).scalar_one()
@@ -484,7 +465,7 @@ class TrackingService:
             # Plain numeric columns: read the driver's rows directly, skipping result processing.
             rows = conn.execute(query).cursor.fetchall()
             if not rows:
-                self._require_run(conn, run_id)
+                require_run(conn, run_id)
         return [Metric(key, value, step, ts) for value, step, ts in rows]
 
     def search_runs(
@@ -555,263 +536,6 @@ class TrackingService:
                 )
             table[section] = rows
         return table
-
-    # -- artifacts and datasets ---------------------------------------------
-
-    def log_artifact(self, run_id: str, path: Path, *, name: str | None = None) -> list[str]:
-        """Store a file, or every file under a folder, as run artifacts (content-addressed)."""
-        if not path.exists():
-            raise NotFoundError(f"artifact path {str(path)!r} does not exist")
-        base = name or path.name
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        stored = []
-        for file in files:
-            logical = base if file == path else f"{base}/{file.relative_to(path).as_posix()}"
-            info = self.store.artifacts.put(file)
-            stored.append((logical, info.digest, info.size))
-        with self.store.unit_of_work() as uow:
-            self._require_run(uow.conn, run_id)
-            paths = [p for p, _, _ in stored]
-            uow.conn.execute(
-                run_artifacts.delete().where(
-                    run_artifacts.c.run_id == run_id, run_artifacts.c.path.in_(paths)
-                )
-            )
-            if stored:
-                uow.conn.execute(
-                    run_artifacts.insert(),
-                    [{"run_id": run_id, "path": p, "digest": d, "size": s} for p, d, s in stored],
-                )
-            uow.audit(
-                "run.artifacts.log",
-                "run",
-                run_id,
-                {"artifacts": [{"path": p, "digest": d, "size": s} for p, d, s in stored][:100]},
-            )
-        return paths
-
-    def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
-        """Return a run's artifacts: logical path, digest and size."""
-        with self.store.database.read() as conn:
-            self._require_run(conn, run_id)
-            rows = conn.execute(
-                sa.select(run_artifacts)
-                .where(run_artifacts.c.run_id == run_id)
-                .order_by(run_artifacts.c.path)
-            ).all()
-        return [{"path": r.path, "digest": r.digest, "size": r.size} for r in rows]
-
-    def log_dataset(
-        self, run_id: str, source: Any, *, name: str, role: str = "train"
-    ) -> DatasetVersion:
-        """Fingerprint and profile a dataset, store it once, and link it to a run with a role."""
-        described = describe_dataset(source, name=name, role=role)
-        with self.store.unit_of_work() as uow:
-            self._require_run(uow.conn, run_id)
-            row = uow.conn.execute(
-                sa.select(dataset_versions).where(
-                    dataset_versions.c.digest == described.digest, dataset_versions.c.name == name
-                )
-            ).first()
-            if row is not None:
-                dataset_id = row.id
-            else:
-                dataset_id = new_id()
-                inserted = _insert_unless_present(
-                    uow.conn,
-                    dataset_versions,
-                    {
-                        "id": dataset_id,
-                        "digest": described.digest,
-                        "name": name,
-                        "source_uri": described.source_uri,
-                        "num_rows": described.num_rows,
-                        "num_columns": described.num_columns,
-                        "schema": canonical_json([c.as_dict() for c in described.schema]),
-                        "profile": canonical_json(dict(described.profile)),
-                        "created_at": uow.clock.now(),
-                    },
-                )
-                if inserted:
-                    uow.audit(
-                        "dataset.register",
-                        "dataset",
-                        dataset_id,
-                        {"name": name, "digest": described.digest},
-                    )
-                else:  # registered meanwhile by another process
-                    dataset_id = uow.conn.execute(
-                        sa.select(dataset_versions.c.id).where(
-                            dataset_versions.c.digest == described.digest,
-                            dataset_versions.c.name == name,
-                        )
-                    ).scalar_one()
-            linked = uow.conn.execute(
-                sa.select(run_datasets.c.run_id).where(
-                    run_datasets.c.run_id == run_id,
-                    run_datasets.c.dataset_id == dataset_id,
-                    run_datasets.c.role == role,
-                )
-            ).first()
-            if not linked:
-                uow.conn.execute(
-                    run_datasets.insert(),
-                    {"run_id": run_id, "dataset_id": dataset_id, "role": role},
-                )
-                uow.audit("run.dataset.log", "run", run_id, {"dataset": dataset_id, "role": role})
-            stored = uow.conn.execute(
-                sa.select(dataset_versions).where(dataset_versions.c.id == dataset_id)
-            ).one()
-        return to_dataset(stored, role)
-
-    def run_datasets(self, run_id: str) -> list[DatasetVersion]:
-        """Return the dataset versions a run logged, with roles."""
-        with self.store.database.read() as conn:
-            self._require_run(conn, run_id)
-            return datasets_of(conn, run_id)
-
-    def runs_using_dataset(self, digest: str) -> list[str]:
-        """Return ids of runs that logged a dataset with this digest."""
-        query = (
-            sa.select(run_datasets.c.run_id)
-            .join(dataset_versions, dataset_versions.c.id == run_datasets.c.dataset_id)
-            .where(dataset_versions.c.digest == digest)
-            .distinct()
-        )
-        with self.store.database.read() as conn:
-            return list(conn.execute(query).scalars())
-
-    def get_environment(self, digest: str) -> dict[str, Any]:
-        """Return a stored environment snapshot by digest."""
-        with self.store.database.read() as conn:
-            content = conn.execute(
-                sa.select(environments.c.content).where(environments.c.digest == digest)
-            ).scalar()
-        if content is None:
-            raise NotFoundError(f"environment {digest!r} does not exist")
-        return dict(json.loads(content))
-
-    def reproduction(self, run_id: str) -> dict[str, Any]:
-        """Return what a re-run needs: commit, command, seed, params, data, environment diff."""
-        run = self.get_run(run_id)
-        datasets = self.run_datasets(run_id)
-        recorded = self.get_environment(run.environment_digest) if run.environment_digest else None
-        then = EnvironmentSnapshot.from_dict(recorded) if recorded is not None else None
-        changes = [
-            {"what": f"{c.kind} {c.name}".strip(), "old": c.old, "new": c.new}
-            for c in (diff_environments(then, capture_environment()) if then else [])
-        ]
-        git = None
-        if then is not None and then.git_commit:
-            git = {
-                "commit": then.git_commit,
-                "dirty": then.git_dirty,
-                "branch": then.git_branch,
-                "remote": then.git_remote,
-            }
-        return {
-            "run_id": run.id,
-            "experiment": run.experiment_name,
-            "git": git,
-            "command": list(then.command) if then else None,
-            "seed": run.seed,
-            "params": run.params,
-            "datasets": [
-                {"role": d.role, "name": d.name, "digest": d.digest, "source_uri": d.source_uri}
-                for d in datasets
-            ],
-            "environment_recorded": then is not None,
-            "environment_changes": changes,
-        }
-
-    # -- lifecycle -----------------------------------------------------------
-
-    def set_run_archived(self, run_id: str, archived: bool) -> Run:
-        """Archive (soft-delete) or restore a run."""
-        with self.store.unit_of_work() as uow:
-            self._require_run(uow.conn, run_id)
-            uow.conn.execute(
-                runs.update()
-                .where(runs.c.id == run_id)
-                .values(archived_at=uow.clock.now() if archived else None)
-            )
-            uow.audit("run.archive" if archived else "run.restore", "run", run_id)
-        return self.get_run(run_id)
-
-    def collect_garbage(
-        self, *, older_than_days: float = 30.0, dry_run: bool = True
-    ) -> dict[str, Any]:
-        """Delete artifacts of runs archived more than ``older_than_days`` ago.
-
-        A blob still referenced by any other run is kept (artifacts are shared by
-        content). With ``dry_run`` (the default) nothing is deleted; the report says
-        what would be.
-        """
-        if older_than_days < 0:
-            raise InvalidInputError(f"older_than_days must be >= 0, got {older_than_days}")
-        cutoff = self.store.clock.now() - timedelta(days=older_than_days)
-        with self.store.database.read() as conn:
-            stale = list(
-                conn.execute(
-                    sa.select(runs.c.id).where(
-                        runs.c.archived_at.is_not(None), runs.c.archived_at <= cutoff
-                    )
-                ).scalars()
-            )
-            rows = (
-                conn.execute(
-                    sa.select(run_artifacts.c.digest, run_artifacts.c.size).where(
-                        run_artifacts.c.run_id.in_(stale)
-                    )
-                ).all()
-                if stale
-                else []
-            )
-            candidates = {r.digest: r.size for r in rows}
-            kept = (
-                set(
-                    conn.execute(
-                        sa.select(run_artifacts.c.digest).where(
-                            run_artifacts.c.digest.in_(list(candidates)),
-                            run_artifacts.c.run_id.not_in(stale),
-                        )
-                    ).scalars()
-                )
-                if candidates
-                else set()
-            )
-        doomed = {d: n for d, n in candidates.items() if d not in kept}
-        report = {
-            "dry_run": dry_run,
-            "runs": stale,
-            "artifacts": sorted(doomed),
-            "bytes": sum(doomed.values()),
-            "kept_shared": sorted(kept),
-        }
-        if dry_run or not stale:
-            return report
-        with self.store.unit_of_work() as uow:
-            uow.conn.execute(run_artifacts.delete().where(run_artifacts.c.run_id.in_(stale)))
-            uow.audit(
-                "artifacts.gc",
-                "home",
-                "artifacts",
-                {"runs": stale[:1000], "artifacts": len(doomed), "bytes": report["bytes"]},
-            )
-        for digest in doomed:  # after commit: a crash here leaves only unreferenced blobs
-            if self.store.artifacts.exists(digest):
-                self.store.artifacts.delete(digest)
-        return report
-
-
-def _insert_unless_present(conn: Connection, table: sa.Table, row: Mapping[str, Any]) -> bool:
-    """Insert a row keyed by content; another writer inserting it first is not an error."""
-    try:
-        with conn.begin_nested():
-            conn.execute(table.insert(), dict(row))
-    except sa.exc.IntegrityError:
-        return False
-    return True
 
 
 def _encode_token(offset: int) -> str:
