@@ -89,6 +89,7 @@ PUBLIC = {
     ],
     "steward.governance": [
         "ApprovalRule",
+        "ApprovalTally",
         "CheckResult",
         "DriftEvidence",
         "Evidence",
@@ -101,6 +102,7 @@ PUBLIC = {
         "parse_policy",
         "read_policy",
         "run_checks",
+        "tally_approvals",
     ],
     "steward.quality": [
         "CategoricalProfile",

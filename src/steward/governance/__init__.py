@@ -1,5 +1,6 @@
 """Governance: identities and access, policies by risk tier, promotion approvals."""
 
+from steward.governance._approvals import ApprovalTally, tally_approvals
 from steward.governance._checks import (
     CheckResult,
     DriftEvidence,
@@ -20,6 +21,7 @@ from steward.governance._policy import (
 
 __all__ = [
     "ApprovalRule",
+    "ApprovalTally",
     "CheckResult",
     "DriftEvidence",
     "Evidence",
@@ -32,4 +34,5 @@ __all__ = [
     "parse_policy",
     "read_policy",
     "run_checks",
+    "tally_approvals",
 ]
