@@ -26,6 +26,7 @@ _SDK = (
     "log_metrics",
     "log_param",
     "log_params",
+    "register_model",
     "set_tag",
     "start_run",
 )

@@ -10,11 +10,14 @@ from steward.sdk._fluent import (
     log_metrics,
     log_param,
     log_params,
+    register_model,
     set_tag,
     start_run,
 )
+from steward.sdk._runs import ModelRun
 
 __all__ = [
+    "ModelRun",
     "Steward",
     "active_run",
     "connect",
@@ -25,6 +28,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "register_model",
     "set_tag",
     "start_run",
 ]

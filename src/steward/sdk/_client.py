@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from steward.core import Clock, load_settings
+from steward.registry import RegistryService, RegistrySettings
+from steward.sdk._runs import ModelRun, adopt_run
 from steward.store import Store, StoreSettings
-from steward.tracking import ActiveRun, TrackingService
+from steward.tracking import TrackingService
 
 __all__ = ["Steward", "connect"]
 
@@ -19,15 +21,26 @@ class Steward:
         >>> st = connect(home="/tmp/demo")  # doctest: +SKIP
         >>> with st.start_run("fraud", params={"model": "hgb"}) as run:  # doctest: +SKIP
         ...     run.log_metric("auc", 0.91)
+        ...     run.register_model(model, name="fraud", sample_input=x[:100])
+        >>> st.registry.load("fraud@champion").predict(x_new)  # doctest: +SKIP
     """
 
-    def __init__(self, store: Store, *, capture_environment: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        capture_environment: bool = True,
+        registry_settings: RegistrySettings | None = None,
+    ) -> None:
         self.store = store
         self.tracking = TrackingService(store, capture_environment=capture_environment)
+        self.registry = RegistryService(
+            store, self.tracking, registry_settings or load_settings(RegistrySettings)
+        )
 
-    def start_run(self, experiment: str = "default", **kwargs: Any) -> ActiveRun:
-        """Start a run (see :meth:`TrackingService.start_run`)."""
-        return self.tracking.start_run(experiment, **kwargs)
+    def start_run(self, experiment: str = "default", **kwargs: Any) -> ModelRun:
+        """Start a run (see :meth:`TrackingService.start_run`); it can register models."""
+        return adopt_run(self.tracking.start_run(experiment, **kwargs), self.registry)
 
     def close(self) -> None:
         """Release database connections."""

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from steward.core import NotFoundError
+from steward.registry import ModelVersion
 from steward.sdk._client import Steward, connect
+from steward.sdk._runs import ModelRun
 from steward.tracking import ActiveRun, DatasetVersion, RunStatus
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "register_model",
     "set_tag",
     "start_run",
 ]
@@ -48,8 +51,8 @@ def _stack() -> list[ActiveRun]:
     return stack
 
 
-class _FluentRun(ActiveRun):
-    """An ActiveRun that leaves the fluent stack when it ends."""
+class _FluentRun(ModelRun):
+    """A run that leaves the fluent stack when it ends."""
 
     def end(
         self, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None
@@ -60,7 +63,7 @@ class _FluentRun(ActiveRun):
         super().end(status, error=error)
 
 
-def start_run(experiment: str = "default", **kwargs: Any) -> ActiveRun:
+def start_run(experiment: str = "default", **kwargs: Any) -> ModelRun:
     """Start a run on the default client; nested calls make child runs.
 
     Example:
@@ -129,3 +132,11 @@ def log_dataset(source: Any, *, name: str, role: str = "train") -> DatasetVersio
     """Fingerprint, profile and link a dataset to the active run."""
     result: DatasetVersion = _current().log_dataset(source, name=name, role=role)
     return result
+
+
+def register_model(model: object, *, name: str, **kwargs: Any) -> ModelVersion:
+    """Register a model trained by the active run (see ``ModelRun.register_model``)."""
+    run = _current()
+    if not isinstance(run, ModelRun):  # pragma: no cover - every fluent run is one
+        raise NotFoundError("the active run cannot register models; start it with steward")
+    return run.register_model(model, name=name, **kwargs)
