@@ -12,7 +12,16 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from steward.cli import _audit, _db, _lineage, _policy, _registry, _tracking, quality
+from steward.cli import (
+    _audit,
+    _db,
+    _lineage,
+    _policy,
+    _promotions,
+    _registry,
+    _tracking,
+    quality,
+)
 from steward.cli._common import HomeOption, JsonOption, open_store, store_settings
 from steward.cli._output import console, err_console, exit_code_for, print_json, print_table
 from steward.core import StewardError
@@ -38,6 +47,8 @@ app.add_typer(_registry.models_app, name="models")
 app.add_typer(_lineage.lineage_app, name="lineage")
 app.add_typer(_lineage.import_app, name="import")
 app.add_typer(_policy.app, name="policy")
+app.command("promote")(_promotions.promote)
+app.add_typer(_promotions.approvals_app, name="approvals")
 
 _DEBUG = "STEWARD_DEBUG"
 

@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from steward.cli._common import JsonOption
-from steward.cli._output import console, print_json
+from steward.cli._common import HomeOption, JsonOption
+from steward.cli._output import console, print_json, print_table
 from steward.governance import Policy, PolicyError, read_policy
+from steward.sdk import connect
 
-app = typer.Typer(help="Check and inspect promotion policies.", no_args_is_help=True)
+app = typer.Typer(help="Promotion policies: validate, apply, show, history.", no_args_is_help=True)
 
 
 @app.command("validate")
@@ -84,3 +85,75 @@ def _summary(policy: Policy) -> dict[str, object]:
         },
         "freeze_windows": [window.describe() for window in policy.freeze_windows],
     }
+
+
+@app.command("apply")
+def apply(
+    path: Path = typer.Argument(..., help="Policy file (.yaml, .yml or .toml)."),
+    home: HomeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Make a policy file the policy in force (a new version; the same content changes nothing).
+
+    From the first applied policy on, moves into staging or production go through
+    `steward promote`. Needs the admin scope.
+    """
+    with connect(home=home, capture_environment=False) as st:
+        before = st.promotions.current_policy().version
+        applied = st.promotions.apply_policy(path)
+    if json:
+        print_json({**applied.as_dict(), "changed": applied.version != before})
+    elif applied.version == before:
+        console.print(f"policy {applied.policy.policy!r} unchanged (version {applied.version})")
+    else:
+        console.print(
+            f"policy {applied.policy.policy!r} is now in force as version {applied.version} "
+            f"(digest {applied.digest[:12]})"
+        )
+
+
+@app.command("show")
+def show(
+    version: int | None = typer.Option(None, "--version", help="A past version (default: now)."),
+    home: HomeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Print the policy in force (or a past version) as it was written."""
+    with connect(home=home, capture_environment=False) as st:
+        if version is None:
+            found = st.promotions.current_policy()
+        else:
+            matches = [p for p in st.promotions.policy_history() if p.version == version]
+            if not matches:
+                raise typer.BadParameter(f"no policy version {version}", param_hint="--version")
+            found = matches[0]
+    if json:
+        print_json({**found.as_dict(), "document": found.document, **_summary(found.policy)})
+    elif found.version == 0:
+        console.print("no policy applied yet: stage moves need no checks or approvals")
+    else:
+        console.print(found.document, markup=False, highlight=False)
+
+
+@app.command("history")
+def history(home: HomeOption = None, json: JsonOption = False) -> None:
+    """List every policy version applied, newest first."""
+    with connect(home=home, capture_environment=False) as st:
+        versions = st.promotions.policy_history()
+    if json:
+        print_json([v.as_dict() for v in versions])
+        return
+    print_table(
+        "policy versions",
+        ["version", "name", "digest", "applied by", "applied at"],
+        (
+            (
+                v.version,
+                v.policy.policy,
+                v.digest[:12],
+                v.created_by,
+                f"{v.created_at:%Y-%m-%d %H:%M}" if v.created_at else "",
+            )
+            for v in versions
+        ),
+    )

@@ -8,6 +8,7 @@ from steward.governance._checks import (
     FairnessEvidence,
     run_checks,
 )
+from steward.governance._evidence import RegistryEvidence
 from steward.governance._policy import (
     ApprovalRule,
     FreezeWindow,
@@ -17,6 +18,13 @@ from steward.governance._policy import (
     PolicyProblem,
     parse_policy,
     read_policy,
+)
+from steward.governance._promotions import (
+    PolicyVersion,
+    PromotionGate,
+    PromotionPlan,
+    PromotionRequest,
+    PromotionService,
 )
 
 __all__ = [
@@ -31,6 +39,12 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PolicyProblem",
+    "PolicyVersion",
+    "PromotionGate",
+    "PromotionPlan",
+    "PromotionRequest",
+    "PromotionService",
+    "RegistryEvidence",
     "parse_policy",
     "read_policy",
     "run_checks",

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.core import Clock, load_settings
+from steward.governance import PromotionGate, PromotionService
 from steward.registry import RegistryService, RegistrySettings
 from steward.sdk._runs import ModelRun, adopt_run
 from steward.store import Store, StoreSettings
@@ -35,8 +36,12 @@ class Steward:
         self.store = store
         self.tracking = TrackingService(store, capture_environment=capture_environment)
         self.registry = RegistryService(
-            store, self.tracking, registry_settings or load_settings(RegistrySettings)
+            store,
+            self.tracking,
+            registry_settings or load_settings(RegistrySettings),
+            gate=PromotionGate(),
         )
+        self.promotions = PromotionService(store, self.registry)
 
     def start_run(self, experiment: str = "default", **kwargs: Any) -> ModelRun:
         """Start a run (see :meth:`TrackingService.start_run`); it can register models."""

@@ -1,0 +1,721 @@
+"""Promotion requests: automated checks with stored evidence, sign-offs, atomic execution.
+
+``request`` evaluates the gate of the model's risk tier for the target stage
+under the current policy and stores every check result. A request whose checks
+fail ends there (``checks_failed``); one that passes waits for the approvals
+its gate requires. When the last approval arrives the registry transition runs,
+and the :class:`PromotionGate` installed in the registry lets it through only
+because an approved request exists — marking the request executed in the same
+transaction as the stage change and alias move. Transitions into staging or
+production attempted any other way are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from steward.core import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    Principal,
+    canonical_json,
+    new_id,
+)
+from steward.governance._approvals import ApprovalTally, tally_approvals
+from steward.governance._checks import CheckResult, run_checks
+from steward.governance._evidence import RegistryEvidence
+from steward.governance._policy import ApprovalRule, Policy, parse_policy, read_policy
+from steward.governance._promotion_tables import (
+    policy_versions,
+    promotion_approvals,
+    promotion_requests,
+)
+from steward.registry import ModelRef, RegistryService, TransitionRequest
+from steward.store import Store, UnitOfWork
+
+__all__ = [
+    "PolicyVersion",
+    "PromotionGate",
+    "PromotionPlan",
+    "PromotionRequest",
+    "PromotionService",
+]
+
+GATED_STAGES = ("staging", "production")
+OPEN = ("pending", "approved")
+DEFAULT_POLICY = Policy(policy="default (no gates)")
+
+RolesOf = Callable[[Principal, str], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    """A policy as applied: its number, digest and document."""
+
+    version: int
+    policy: Policy
+    digest: str
+    document: str
+    created_by: str
+    created_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (without the document)."""
+        return {
+            "version": self.version,
+            "name": self.policy.policy,
+            "digest": self.digest,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class PromotionPlan:
+    """What a request would meet, without storing anything (``--dry-run``)."""
+
+    ref: str
+    target_stage: str
+    risk_tier: str
+    policy_version: int
+    checks: tuple[CheckResult, ...]
+    approvals: tuple[ApprovalRule, ...]
+    excluded: Mapping[str, str]
+    freeze_window: str | None
+    emergency: bool
+
+    @property
+    def failed_checks(self) -> list[CheckResult]:
+        """Checks that did not pass."""
+        return [c for c in self.checks if not c.passed]
+
+    @property
+    def blocked_by(self) -> list[str]:
+        """Why the promotion cannot happen now, one line per reason (empty: only sign-offs)."""
+        reasons = [f"check failed: {c.description} — {c.detail}" for c in self.failed_checks]
+        if self.freeze_window and not self.emergency:
+            reasons.append(f"freeze window {self.freeze_window}: only emergency requests pass")
+        return reasons
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly view."""
+        return {
+            "ref": self.ref,
+            "target_stage": self.target_stage,
+            "risk_tier": self.risk_tier,
+            "policy_version": self.policy_version,
+            "checks": [c.to_dict() for c in self.checks],
+            "approvals_required": [r.model_dump() for r in self.approvals],
+            "excluded_approvers": dict(self.excluded),
+            "freeze_window": self.freeze_window,
+            "emergency": self.emergency,
+            "blocked_by": self.blocked_by,
+        }
+
+
+@dataclass(frozen=True)
+class PromotionRequest:
+    """A stored request, its evidence, its sign-offs and where it stands."""
+
+    id: str
+    model: str
+    version: int
+    target_stage: str
+    risk_tier: str
+    reason: str
+    emergency: bool
+    status: str
+    policy_version: int | None
+    checks: tuple[dict[str, Any], ...]
+    approvals_required: tuple[ApprovalRule, ...]
+    excluded: Mapping[str, str]
+    decisions: tuple[dict[str, Any], ...]
+    tally: ApprovalTally
+    freeze_window: str | None
+    requested_by: str
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None
+    outcome: str | None = None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """``NAME:VERSION``."""
+        return f"{self.model}:{self.version}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly view."""
+        return {
+            "id": self.id,
+            "ref": self.ref,
+            "target_stage": self.target_stage,
+            "risk_tier": self.risk_tier,
+            "reason": self.reason,
+            "emergency": self.emergency,
+            "aliases": list(self.aliases),
+            "status": self.status,
+            "policy_version": self.policy_version,
+            "checks": list(self.checks),
+            "approvals_required": [r.model_dump() for r in self.approvals_required],
+            "approvals_missing": dict(self.tally.missing),
+            "excluded_approvers": dict(self.excluded),
+            "decisions": list(self.decisions),
+            "freeze_window": self.freeze_window,
+            "requested_by": self.requested_by,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "outcome": self.outcome,
+        }
+
+
+class PromotionGate:
+    """The registry's transition gate: staging and production only through an approved request.
+
+    Until a first policy is applied nothing is required and stage moves are free
+    (still audited by the registry); from then on every move into staging or
+    production goes through :meth:`PromotionService.request`.
+    """
+
+    def check(self, request: TransitionRequest, uow: UnitOfWork) -> None:
+        """Allow a gated move only for an approved request, which is marked executed."""
+        target = request.to_stage.value
+        if target not in GATED_STAGES:
+            return
+        if _latest_policy_number(uow.conn) is None:
+            return  # no policy applied yet: nothing is required, moves are free (and audited)
+        now = uow.clock.now()
+        row = uow.conn.execute(
+            sa.select(promotion_requests.c.id)
+            .where(
+                promotion_requests.c.model == request.version.model,
+                promotion_requests.c.version == request.version.version,
+                promotion_requests.c.target_stage == target,
+                promotion_requests.c.status == "approved",
+                promotion_requests.c.expires_at > now,
+            )
+            .limit(1)
+        ).first()
+        if row is None:
+            raise PermissionDeniedError(
+                f"moving {request.version.ref} to {target} needs an approved promotion request; "
+                f"open one with: steward promote {request.version.ref} --to {target} --reason ..."
+            )
+        uow.conn.execute(
+            promotion_requests.update()
+            .where(promotion_requests.c.id == row.id)
+            .values(status="executed", decided_at=now, outcome="executed")
+        )
+        uow.audit(
+            "promotion.execute",
+            "promotion_request",
+            row.id,
+            {"ref": request.version.ref, "to": target},
+        )
+
+
+class PromotionService:
+    """Policies, promotion requests and approvals over one registry.
+
+    The registry must have been built with ``gate=PromotionGate()`` for policies
+    to be enforced on every stage move (the SDK client does this).
+    """
+
+    def __init__(
+        self, store: Store, registry: RegistryService, *, roles_of: RolesOf | None = None
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self._roles_of: RolesOf = roles_of or (lambda principal, resource: principal.roles)
+
+    # -- policies ----------------------------------------------------------------
+
+    def apply_policy(self, source: str | Path, *, text: str | None = None) -> PolicyVersion:
+        """Validate a policy file (or ``text``) and make it the policy in force.
+
+        Applying a document identical in meaning to the current one changes nothing.
+
+        Raises:
+            PolicyError: the document is invalid (every problem, with line numbers).
+            PermissionDeniedError: the caller lacks ``admin``.
+        """
+        self.store.authorize("admin", resource="policy")
+        if text is None:
+            policy, text = read_policy(source)
+        else:
+            policy = parse_policy(text, fmt="toml" if str(source).endswith(".toml") else "yaml")
+        fmt = "toml" if str(source).endswith(".toml") else "yaml"
+        with self.store.unit_of_work() as uow:
+            current = _latest_policy(uow.conn)
+            if current is not None and current.digest == policy.digest:
+                return current
+            number = 1 if current is None else current.version + 1
+            now = uow.clock.now()
+            uow.conn.execute(
+                policy_versions.insert(),
+                {
+                    "version": number,
+                    "name": policy.policy,
+                    "digest": policy.digest,
+                    "document": text,
+                    "format": fmt,
+                    "created_by": uow.actor,
+                    "created_at": now,
+                },
+            )
+            uow.audit(
+                "policy.apply",
+                "policy",
+                str(number),
+                {
+                    "name": policy.policy,
+                    "digest": policy.digest,
+                    "previous": current.version if current else None,
+                },
+            )
+        return PolicyVersion(number, policy, policy.digest, text, self.store.actor, now)
+
+    def current_policy(self) -> PolicyVersion:
+        """The policy in force; before any is applied, a built-in one with no gates (version 0)."""
+        with self.store.database.read() as conn:
+            found = _latest_policy(conn)
+        if found is not None:
+            return found
+        return PolicyVersion(0, DEFAULT_POLICY, DEFAULT_POLICY.digest, "", "steward", None)
+
+    def policy_history(self) -> list[PolicyVersion]:
+        """Every applied policy version, newest first."""
+        with self.store.database.read() as conn:
+            rows = conn.execute(
+                sa.select(policy_versions).order_by(policy_versions.c.version.desc())
+            ).all()
+        return [_to_policy_version(r) for r in rows]
+
+    # -- requests ----------------------------------------------------------------
+
+    def plan(
+        self,
+        ref: str,
+        to_stage: str,
+        *,
+        emergency: bool = False,
+        data: Mapping[str, str | Path] | None = None,
+    ) -> PromotionPlan:
+        """Evaluate what a promotion would need, storing nothing (``--dry-run``)."""
+        return self._plan(ref, to_stage, emergency=emergency, data=data)[0]
+
+    def _plan(
+        self, ref: str, to_stage: str, *, emergency: bool, data: Mapping[str, str | Path] | None
+    ) -> tuple[PromotionPlan, PolicyVersion]:
+        if to_stage not in GATED_STAGES:
+            raise InvalidInputError(
+                f"promotion targets staging or production, not {to_stage!r}; "
+                "archive or demote with steward models"
+            )
+        parsed = ModelRef.parse(ref)
+        self.store.authorize("models:promote", resource=f"model:{parsed.name}")
+        version = self.registry.get_version(ref)
+        model = self.registry.get_model(version.model)
+        if not version.deployable:
+            raise ConflictError(f"{version.ref} is archived and cannot be promoted")
+        if version.stage.value == to_stage:
+            raise ConflictError(f"{version.ref} is already in {to_stage}")
+        applied = self.current_policy()
+        policy = applied.policy
+        tier = model.risk_tier.value if model.risk_tier is not None else policy.tiers[-1]
+        if tier not in policy.tiers:
+            raise ConflictError(
+                f"model {model.name!r} has risk tier {tier!r}, which policy {policy.policy!r} "
+                f"(version {applied.version}) does not define; "
+                f"its tiers are {', '.join(policy.tiers)}"
+            )
+        gate = policy.gate(tier, to_stage)
+        evidence = RegistryEvidence(self.registry, model, version, target_stage=to_stage, data=data)
+        checks = tuple(run_checks(gate, evidence))
+        now = self.store.clock.now()
+        window = policy.freeze_at(now, to_stage)
+        approvals = list(gate.approvals)
+        if window is not None and emergency:
+            approvals += policy.emergency.approvals
+        excluded: dict[str, str] = {}
+        if gate.separation_of_duties:
+            excluded[version.created_by] = f"registered {version.ref}"
+            if version.run_id is not None:
+                author = self.registry.tracking.get_run(version.run_id).user
+                excluded.setdefault(author, f"trained {version.ref} (run {version.run_id})")
+        plan = PromotionPlan(
+            ref=version.ref,
+            target_stage=to_stage,
+            risk_tier=tier
+            if model.risk_tier is not None
+            else f"{tier} (model has none: strictest)",
+            policy_version=applied.version,
+            checks=checks,
+            approvals=tuple(approvals),
+            excluded=excluded,
+            freeze_window=window.describe() if window is not None else None,
+            emergency=emergency,
+        )
+        return plan, applied
+
+    def request(
+        self,
+        ref: str,
+        to_stage: str,
+        *,
+        reason: str,
+        emergency: bool = False,
+        aliases: Sequence[str] = (),
+        data: Mapping[str, str | Path] | None = None,
+    ) -> PromotionRequest:
+        """Open a promotion request: run the checks, store their evidence, wait for sign-offs.
+
+        When the checks pass and the gate needs no approvals, the transition runs at once.
+
+        Raises:
+            InvalidInputError: no reason, or a target other than staging/production.
+            ConflictError: an open request exists for the same move, the version is
+                archived, or a freeze window is in force and the request is not emergency.
+            PermissionDeniedError: the caller lacks ``models:promote``.
+        """
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidInputError("a promotion needs a reason (--reason)")
+        plan, applied = self._plan(ref, to_stage, emergency=emergency, data=data)
+        if plan.freeze_window and not emergency:
+            raise ConflictError(
+                f"promotion to {to_stage} is frozen ({plan.freeze_window}); "
+                "an emergency request (--emergency) needs the extra emergency approvals"
+            )
+        version = self.registry.get_version(ref)
+        passed = all(c.passed for c in plan.checks)
+        request_id = new_id()
+        with self.store.unit_of_work() as uow:
+            self._expire(uow)
+            clash = uow.conn.execute(
+                sa.select(promotion_requests.c.id).where(
+                    promotion_requests.c.model == version.model,
+                    promotion_requests.c.version == version.version,
+                    promotion_requests.c.target_stage == to_stage,
+                    promotion_requests.c.status.in_(OPEN),
+                )
+            ).first()
+            if clash is not None:
+                raise ConflictError(
+                    f"request {clash.id} to move {version.ref} to {to_stage} is already open; "
+                    "approve, reject or let it expire"
+                )
+            now = uow.clock.now()
+            uow.conn.execute(
+                promotion_requests.insert(),
+                {
+                    "id": request_id,
+                    "model": version.model,
+                    "version": version.version,
+                    "target_stage": to_stage,
+                    "risk_tier": plan.risk_tier.split(" ")[0],
+                    "reason": reason,
+                    "emergency": emergency,
+                    "aliases": canonical_json(list(aliases)),
+                    "status": "pending" if passed else "checks_failed",
+                    "policy_version": applied.version or None,
+                    "checks": canonical_json([c.to_dict() for c in plan.checks]),
+                    "approvals_required": canonical_json([r.model_dump() for r in plan.approvals]),
+                    "excluded": canonical_json(dict(plan.excluded)),
+                    "freeze_window": plan.freeze_window,
+                    "requested_by": uow.actor,
+                    "created_at": now,
+                    "expires_at": now + applied.policy.request_ttl,
+                    "decided_at": None if passed else now,
+                    "outcome": None if passed else "; ".join(plan.blocked_by),
+                },
+            )
+            uow.audit(
+                "promotion.request",
+                "promotion_request",
+                request_id,
+                {
+                    "ref": version.ref,
+                    "to": to_stage,
+                    "reason": reason,
+                    "emergency": emergency,
+                    "aliases": list(aliases),
+                    "policy_version": applied.version,
+                    "policy_digest": applied.digest,
+                    "checks": {c.description: c.passed for c in plan.checks},
+                },
+            )
+        return self._advance(request_id)
+
+    def approve(self, request_id: str, *, comment: str = "") -> PromotionRequest:
+        """Sign off a pending request; when the gate is satisfied, the transition runs.
+
+        Raises:
+            NotFoundError: no such request.
+            ConflictError: the request is not pending (decided, expired) or the caller
+                already decided on it.
+            PermissionDeniedError: separation of duties, or the caller holds none of the
+                roles the request still needs.
+        """
+        return self._decide(request_id, "approve", comment)
+
+    def reject(self, request_id: str, *, comment: str) -> PromotionRequest:
+        """Reject a pending request (any holder of a required role may); it is closed."""
+        if not comment.strip():
+            raise InvalidInputError("a rejection needs a comment saying why (--comment)")
+        return self._decide(request_id, "reject", comment)
+
+    def _decide(self, request_id: str, decision: str, comment: str) -> PromotionRequest:
+        current = self.get(request_id)
+        self.store.authorize("models:read", resource=f"model:{current.model}")
+        principal = self.store.principal
+        roles = sorted(set(self._roles_of(principal, f"model:{current.model}")))
+        with self.store.unit_of_work() as uow:  # expiry lands even if this decision fails
+            self._expire(uow)
+        with self.store.unit_of_work() as uow:
+            row = _request_row(uow.conn, request_id)
+            if row.status != "pending":
+                raise ConflictError(
+                    f"request {request_id} is {row.status}; only pending requests take decisions"
+                )
+            excluded = json.loads(row.excluded)
+            if principal.name in excluded:
+                raise PermissionDeniedError(
+                    f"{principal.name!r} may not decide on {row.model}:{row.version}: "
+                    f"{excluded[principal.name]} (separation of duties)"
+                )
+            wanted = {r["role"] for r in json.loads(row.approvals_required)}
+            if not wanted & set(roles):
+                need = ", ".join(sorted(wanted)) or "none (this gate needs no approvals)"
+                raise PermissionDeniedError(
+                    f"{principal.name!r} holds none of the roles this request needs ({need}); "
+                    f"their roles: {', '.join(roles) or 'none'}"
+                )
+            already = uow.conn.execute(
+                sa.select(promotion_approvals.c.decision).where(
+                    promotion_approvals.c.request_id == request_id,
+                    promotion_approvals.c.approver == principal.name,
+                )
+            ).first()
+            if already is not None:
+                raise ConflictError(f"{principal.name!r} already decided on request {request_id}")
+            now = uow.clock.now()
+            uow.conn.execute(
+                promotion_approvals.insert(),
+                {
+                    "request_id": request_id,
+                    "approver": principal.name,
+                    "roles": canonical_json(roles),
+                    "decision": decision,
+                    "comment": comment,
+                    "at": now,
+                },
+            )
+            if decision == "reject":
+                uow.conn.execute(
+                    promotion_requests.update()
+                    .where(promotion_requests.c.id == request_id)
+                    .values(
+                        status="rejected",
+                        decided_at=now,
+                        outcome=f"rejected by {principal.name}: {comment}",
+                    )
+                )
+            uow.audit(
+                f"promotion.{decision}",
+                "promotion_request",
+                request_id,
+                {"ref": f"{row.model}:{row.version}", "roles": roles, "comment": comment},
+            )
+        return self._advance(request_id)
+
+    def _advance(self, request_id: str) -> PromotionRequest:
+        """Execute a pending request whose approvals are complete."""
+        current = self.get(request_id)
+        if current.status != "pending" or not current.tally.satisfied:
+            return current
+        with self.store.unit_of_work() as uow:
+            updated = uow.conn.execute(
+                promotion_requests.update()
+                .where(
+                    promotion_requests.c.id == request_id, promotion_requests.c.status == "pending"
+                )
+                .values(status="approved")
+            )
+            if updated.rowcount == 0:
+                return self.get(request_id)
+            uow.audit("promotion.approved", "promotion_request", request_id, {"ref": current.ref})
+        try:
+            self.registry.transition(
+                current.ref,
+                current.target_stage,
+                reason=f"{current.reason} (request {request_id})",
+                aliases=current.aliases,
+            )
+        except Exception as exc:
+            with self.store.unit_of_work() as uow:
+                uow.conn.execute(
+                    promotion_requests.update()
+                    .where(
+                        promotion_requests.c.id == request_id,
+                        promotion_requests.c.status == "approved",
+                    )
+                    .values(status="failed", decided_at=uow.clock.now(), outcome=str(exc)[:2000])
+                )
+                uow.audit(
+                    "promotion.fail", "promotion_request", request_id, {"error": str(exc)[:500]}
+                )
+            raise
+        return self.get(request_id)
+
+    def get(self, request_id: str) -> PromotionRequest:
+        """Return one request with its decisions.
+
+        Raises:
+            NotFoundError: no such request.
+        """
+        with self.store.database.read() as conn:
+            row = _request_row(conn, request_id)
+            decisions = conn.execute(
+                sa.select(promotion_approvals)
+                .where(promotion_approvals.c.request_id == request_id)
+                .order_by(promotion_approvals.c.at)
+            ).all()
+        return _to_request(row, decisions)
+
+    def list_requests(
+        self, *, status: str | None = None, model: str | None = None, limit: int = 100
+    ) -> list[PromotionRequest]:
+        """Requests, newest first, optionally filtered (``status="pending"`` for the inbox)."""
+        with self.store.unit_of_work() as uow:
+            self._expire(uow)
+        query = (
+            sa.select(promotion_requests)
+            .order_by(promotion_requests.c.created_at.desc())
+            .limit(limit)
+        )
+        if status is not None:
+            query = query.where(promotion_requests.c.status == status)
+        if model is not None:
+            query = query.where(promotion_requests.c.model == model)
+        with self.store.database.read() as conn:
+            rows = conn.execute(query).all()
+            ids = [r.id for r in rows]
+            decisions = (
+                conn.execute(
+                    sa.select(promotion_approvals)
+                    .where(promotion_approvals.c.request_id.in_(ids))
+                    .order_by(promotion_approvals.c.at)
+                ).all()
+                if ids
+                else []
+            )
+        by_request: dict[str, list[Any]] = {}
+        for decision in decisions:
+            by_request.setdefault(decision.request_id, []).append(decision)
+        return [_to_request(r, by_request.get(r.id, [])) for r in rows]
+
+    def _expire(self, uow: UnitOfWork) -> None:
+        now = uow.clock.now()
+        stale = list(
+            uow.conn.execute(
+                sa.select(promotion_requests.c.id).where(
+                    promotion_requests.c.status.in_(OPEN), promotion_requests.c.expires_at <= now
+                )
+            ).scalars()
+        )
+        if not stale:
+            return
+        uow.conn.execute(
+            promotion_requests.update()
+            .where(promotion_requests.c.id.in_(stale))
+            .values(status="expired", decided_at=now, outcome="expired before every gate passed")
+        )
+        for request_id in stale:
+            uow.audit("promotion.expire", "promotion_request", request_id)
+
+
+def _latest_policy_number(conn: Connection) -> int | None:
+    number = conn.execute(sa.select(sa.func.max(policy_versions.c.version))).scalar()
+    return None if number is None else int(number)
+
+
+def _latest_policy(conn: Connection) -> PolicyVersion | None:
+    row = conn.execute(
+        sa.select(policy_versions).order_by(policy_versions.c.version.desc()).limit(1)
+    ).first()
+    return None if row is None else _to_policy_version(row)
+
+
+def _to_policy_version(row: Any) -> PolicyVersion:
+    policy = parse_policy(row.document, fmt=row.format, source=f"policy version {row.version}")
+    return PolicyVersion(
+        row.version, policy, row.digest, row.document, row.created_by, row.created_at
+    )
+
+
+def _request_row(conn: Connection, request_id: str) -> Any:
+    row = conn.execute(
+        sa.select(promotion_requests).where(promotion_requests.c.id == request_id)
+    ).first()
+    if row is None:
+        recent = conn.execute(
+            sa.select(
+                promotion_requests.c.id, promotion_requests.c.model, promotion_requests.c.version
+            )
+            .where(promotion_requests.c.status == "pending")
+            .order_by(promotion_requests.c.created_at.desc())
+            .limit(5)
+        ).all()
+        listing = ", ".join(f"{r.id} ({r.model}:{r.version})" for r in recent) or "none"
+        raise NotFoundError(f"promotion request {request_id!r} does not exist; pending: {listing}")
+    return row
+
+
+def _to_request(row: Any, decisions: Iterable[Any]) -> PromotionRequest:
+    rules = tuple(ApprovalRule.model_validate(r) for r in json.loads(row.approvals_required))
+    excluded = json.loads(row.excluded)
+    made = [
+        {
+            "approver": d.approver,
+            "roles": json.loads(d.roles),
+            "decision": d.decision,
+            "comment": d.comment,
+            "at": d.at.isoformat(),
+        }
+        for d in decisions
+    ]
+    approvers = {d["approver"]: d["roles"] for d in made if d["decision"] == "approve"}
+    return PromotionRequest(
+        id=row.id,
+        model=row.model,
+        version=row.version,
+        target_stage=row.target_stage,
+        risk_tier=row.risk_tier,
+        reason=row.reason,
+        emergency=bool(row.emergency),
+        status=row.status,
+        policy_version=row.policy_version,
+        checks=tuple(json.loads(row.checks)),
+        approvals_required=rules,
+        excluded=excluded,
+        decisions=tuple(made),
+        tally=tally_approvals(rules, approvers, excluded=excluded),
+        freeze_window=row.freeze_window,
+        requested_by=row.requested_by,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        decided_at=row.decided_at,
+        outcome=row.outcome,
+        aliases=tuple(json.loads(row.aliases)),
+    )
