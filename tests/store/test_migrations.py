@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-import steward.governance  # noqa: F401 - registers the governance tables
-import steward.registry  # noqa: F401 - registers the registry tables
+import steward.governance  # registers the governance tables
+import steward.registry  # registers the registry tables
 import steward.tracking  # noqa: F401 - registers the tracking tables on the shared metadata
 from steward.store import Database, metadata
 
