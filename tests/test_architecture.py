@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "quality": set(),
     "tracking": {"store", "quality"},
     "registry": {"store", "tracking", "quality"},
-    "governance": {"store", "registry", "quality", "tracking"},
+    "governance": {"store"},
     "features": {"store", "quality"},
     "serving": {"store", "registry", "features", "governance", "quality", "tracking"},
     "monitoring": {"store", "serving", "quality", "registry", "tracking"},

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from steward.cli import _audit, _db, _tracking, quality
-from steward.cli._common import HomeOption, JsonOption, open_store, store_settings
+from steward.cli import _audit, _db, _governance, _tracking, quality
+from steward.cli._common import HomeOption, JsonOption, open_store, set_token, store_settings
 from steward.cli._output import console, err_console, exit_code_for, print_json, print_table
 from steward.core import StewardError
 from steward.demo import run_demo
@@ -34,6 +34,10 @@ app.add_typer(_tracking.experiments_app, name="experiments")
 app.add_typer(_tracking.runs_app, name="runs")
 app.command("gc")(_tracking.gc)
 app.add_typer(quality.app, name="quality")
+app.add_typer(_governance.users_app, name="users")
+app.add_typer(_governance.roles_app, name="roles")
+app.add_typer(_governance.tokens_app, name="tokens")
+app.command("whoami")(_governance.whoami)
 
 _DEBUG = "STEWARD_DEBUG"
 
@@ -50,9 +54,22 @@ def _root(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show full tracebacks for errors.")
     ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help=(
+                "Act as the owner of this steward token (stw_...) or identity-provider JWT "
+                "(default: STEWARD_TOKEN; without one, the local identity unless "
+                "STEWARD_AUTH=required)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     if debug:
         os.environ[_DEBUG] = "1"
+    set_token(token)
 
 
 @app.command("version")
@@ -67,7 +84,7 @@ def version(json: JsonOption = False) -> None:
 @app.command("init")
 def init(home: HomeOption = None, json: JsonOption = False) -> None:
     """Create (or upgrade) a steward home: metadata database, artifact store, audit chain."""
-    store = open_store(home)
+    store = open_store(home, authenticate=False)
     try:
         facts = store.initialize()
     finally:
