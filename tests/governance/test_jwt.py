@@ -331,6 +331,10 @@ def test_registered_identity_adds_roles_and_can_be_disabled(
     identities.disable("alice")
     with pytest.raises(AuthenticationError, match="'alice' is disabled"):
         authenticate(store, _sign(rsa_key), jwt_settings)
+    refused = store.audit.list_events(action="auth.refused")
+    assert [(e.actor, e.object_id, e.details) for e in refused] == [
+        ("anonymous", "alice", {"reason": "disabled", "method": "jwt"})
+    ]
 
 
 def test_jwt_without_a_configured_provider_refused(store: Store, rsa_key: Any) -> None:

@@ -256,3 +256,23 @@ def test_listing_and_revoking_others_tokens_needs_admin(
     assert eve.revoke_token(own.id).revoked_by == "eve"  # anyone may revoke their own
     assert {t.principal for t in tokens.list_tokens(include_inactive=True)} == {"bob", "eve"}
     assert store.audit.verify().ok
+
+
+def test_revocation_elsewhere_is_seen_within_the_cache_ttl(
+    store: Store, bob: str, clock: FrozenClock
+) -> None:
+    cached = GovernanceSettings(user="root", auth_cache_seconds=300)
+    tokens = TokenService(store, settings=cached)
+    info, secret = tokens.create_token(bob, name="t", scopes=["models:read"])
+    assert authenticate(store, secret, cached).name == "bob"
+    # Another process revokes it straight in the database: this one's cache holds...
+    with store.database.write() as conn:
+        conn.execute(
+            api_tokens.update()
+            .where(api_tokens.c.id == info.id)
+            .values(revoked_at=clock.now(), revoked_by="elsewhere")
+        )
+    assert authenticate(store, secret, cached).name == "bob"
+    # ...until it expires (here: no caching at all).
+    with pytest.raises(TokenRevokedError, match="by elsewhere"):
+        authenticate(store, secret, GovernanceSettings(user="root", auth_cache_seconds=0))

@@ -15,7 +15,7 @@ from steward.governance._models import AuthenticatedPrincipal
 from steward.governance._rows import find_identity
 from steward.governance._scopes import check_scope
 from steward.governance._settings import GovernanceSettings
-from steward.governance._tokens import TOKEN_PREFIX, TokenService
+from steward.governance._tokens import ANONYMOUS, TOKEN_PREFIX, TokenService
 from steward.store import Store
 
 __all__ = ["MAX_CREDENTIAL_CHARS", "authenticate", "authenticated_store"]
@@ -94,6 +94,8 @@ def _jwt_principal(
     with store.database.read() as conn:
         registered = find_identity(conn, name)
     if registered is not None and registered.disabled:
+        with store.unit_of_work(actor=ANONYMOUS) as uow:
+            uow.audit("auth.refused", "principal", name, {"reason": "disabled", "method": "jwt"})
         raise AuthenticationError(f"{name!r} is disabled in steward; ask an administrator")
     if registered is not None:
         roles |= registered.global_roles

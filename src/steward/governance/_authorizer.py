@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from steward.core import PermissionDeniedError, Principal, load_settings, scope_covers
-from steward.governance._rows import bindings_generation, resource_roles
+from steward.governance._rows import access_generation, resource_roles
 from steward.governance._scopes import GLOBAL, RoleCatalog, cap_scopes
 from steward.governance._settings import GovernanceSettings
 from steward.store import Store
@@ -86,7 +86,7 @@ class GovernanceAuthorizer:
 
     def _bindings(self, name: str) -> dict[str, frozenset[str]]:
         now = time.monotonic()
-        generation = bindings_generation()
+        generation = access_generation()
         entry = self._cache.get(name)
         if entry is not None and entry[0] > now and entry[1] == generation:
             return entry[2]

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from steward.core import ConflictError, InvalidInputError, NotFoundError, load_settings, new_id
 from steward.governance._models import Identity, RoleBinding
 from steward.governance._rows import (
-    bump_bindings_generation,
+    bump_generation,
     find_identity,
     get_identity,
     list_identities,
@@ -141,7 +141,7 @@ class IdentityService:
                 {"kind": kind, "email": email, "roles": wanted},
             )
             created = get_identity(uow.conn, name)
-        bump_bindings_generation()
+        bump_generation()
         return created
 
     def get_identity(self, name: str) -> Identity:
@@ -213,7 +213,7 @@ class IdentityService:
             )
             uow.audit("principal.disable" if disabled else "principal.enable", "principal", name)
             changed = get_identity(uow.conn, name)
-        bump_bindings_generation()
+        bump_generation()
         return changed
 
     # -- roles -------------------------------------------------------------
@@ -241,7 +241,7 @@ class IdentityService:
                 raise ConflictError(f"{name!r} already holds the role {role!r} {where}")
             binding = self._insert_binding(uow, found.id, name, role, target)
             uow.audit("role.grant", "principal", name, {"role": role, "resource": target})
-        bump_bindings_generation()
+        bump_generation()
         return binding
 
     def revoke_role(self, name: str, role: str, *, resource: str | None = None) -> RoleBinding:
@@ -269,7 +269,7 @@ class IdentityService:
                 self._keep_an_admin(uow.conn, found.id, f"revoking admin from {name!r}")
             uow.conn.execute(role_bindings.delete().where(role_bindings.c.id == binding.id))
             uow.audit("role.revoke", "principal", name, {"role": role, "resource": target})
-        bump_bindings_generation()
+        bump_generation()
         return binding
 
     def list_bindings(

@@ -17,9 +17,9 @@ from steward.governance._models import Identity, RoleBinding, TokenInfo
 from steward.governance._tables import principals, role_bindings
 
 __all__ = [
-    "bindings_generation",
+    "access_generation",
     "bindings_of",
-    "bump_bindings_generation",
+    "bump_generation",
     "find_identity",
     "get_identity",
     "list_identities",
@@ -27,23 +27,23 @@ __all__ = [
     "to_token",
 ]
 
-# Bumped after every committed change to identities or bindings in this process, so
-# cached access decisions here see the change at once (other processes within the
-# cache TTL).
+# Bumped after every committed change to identities, bindings or tokens in this
+# process, so cached access decisions here see the change at once (other processes
+# within the cache TTL).
 _generation = itertools.count(1)
 _current = 0
 _lock = threading.Lock()
 
 
-def bump_bindings_generation() -> None:
-    """Invalidate every binding cache of this process."""
+def bump_generation() -> None:
+    """Invalidate every binding and token cache of this process."""
     global _current
     with _lock:
         _current = next(_generation)
 
 
-def bindings_generation() -> int:
-    """Return the current binding generation of this process."""
+def access_generation() -> int:
+    """Return the current access generation of this process (cache entries carry it)."""
     return _current
 
 

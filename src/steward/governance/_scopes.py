@@ -8,6 +8,7 @@ on one *resource* (``model:fraud``, ``team:risk``, ``deployment:fraud-api``,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -169,7 +170,12 @@ def cap_scopes(scopes: Iterable[str], cap: Iterable[str]) -> frozenset[str]:
         >>> sorted(cap_scopes({"predict:fraud-api"}, {"predict:*"}))
         ['predict:fraud-api']
     """
-    scopes, cap = frozenset(scopes), frozenset(cap)
+    return _cap(frozenset(scopes), frozenset(cap))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cap(scopes: frozenset[str], cap: frozenset[str]) -> frozenset[str]:
+    # Memoized: a token's scopes meet the same few role bundles on every request.
     kept = {s for s in scopes if any(scope_covers(c, s) for c in cap)}
     kept |= {c for c in cap if any(scope_covers(s, c) for s in scopes)}
     return frozenset(kept)

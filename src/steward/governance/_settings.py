@@ -7,6 +7,7 @@ comma-separated string (``STEWARD_JWT_ALGORITHMS=RS256,ES256``); durations accep
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -71,6 +72,14 @@ def _split(value: Any) -> Any:
     if isinstance(value, str):
         return [part for part in re.split(r"[,\s]+", value) if part]
     return value
+
+
+@functools.lru_cache(maxsize=64)
+def _catalog(
+    approver_roles: tuple[str, ...], custom_roles: tuple[tuple[str, tuple[str, ...]], ...]
+) -> RoleCatalog:
+    # Built once per configuration: services and authentication ask for it on every call.
+    return RoleCatalog(approver_roles=approver_roles, custom_roles=dict(custom_roles))
 
 
 CommaList = Annotated[list[str], NoDecode]
@@ -226,7 +235,8 @@ class GovernanceSettings(CoreSettings):
 
     def role_catalog(self) -> RoleCatalog:
         """Return the roles in force: built in, plus the configured approver and custom roles."""
-        return RoleCatalog(approver_roles=self.approver_roles, custom_roles=self.custom_roles)
+        custom = tuple((name, tuple(scopes)) for name, scopes in sorted(self.custom_roles.items()))
+        return _catalog(tuple(self.approver_roles), custom)
 
     @property
     def jwt_enabled(self) -> bool:

@@ -29,10 +29,16 @@ from steward.core import (
 )
 from steward.governance._errors import AuthenticationError, TokenExpiredError, TokenRevokedError
 from steward.governance._models import AuthenticatedPrincipal, TokenInfo
-from steward.governance._rows import bindings_of, get_identity, to_token
+from steward.governance._rows import (
+    bindings_of,
+    bump_generation,
+    get_identity,
+    to_token,
+)
 from steward.governance._scopes import GLOBAL, RoleCatalog, cap_scopes, check_scope
 from steward.governance._settings import GovernanceSettings, parse_duration
 from steward.governance._tables import api_tokens, principals
+from steward.governance._token_cache import TokenRecord, cache_for
 from steward.store import Store
 
 __all__ = ["TOKEN_PREFIX", "TokenService", "parse_scopes"]
@@ -264,6 +270,7 @@ class TokenService:
             uow.audit(
                 "token.revoke", "token", key, {"name": found.name, "principal": found.principal}
             )
+        bump_generation()  # refused at once in this process, not after the cache TTL
         return self._find(key)
 
     def _token_id(self, text: str) -> str:
@@ -303,6 +310,45 @@ class TokenService:
                 "characters; check that it was copied whole"
             )
         token_id, secret = match.groups()
+        cache = cache_for(self.store.database)
+        cached = cache.get(token_id) if self.settings.auth_cache_seconds > 0 else None
+        record = cached or self._load(token_id)
+        if not hmac.compare_digest(_digest(token_id, secret), record.secret_hash):
+            self._refuse(token_id, "secret does not match")
+            raise AuthenticationError(f"token {token_id} does not verify; its secret is wrong")
+        now = self.store.clock.now()
+        if record.revoked_at is not None:
+            self._refuse(token_id, "revoked")
+            raise TokenRevokedError(
+                f"token {token_id} ({record.name!r}) was revoked at "
+                f"{record.revoked_at:%Y-%m-%d %H:%M} UTC by {record.revoked_by}; ask for a new one"
+            )
+        if record.expires_at <= now:
+            self._refuse(token_id, "expired")
+            raise TokenExpiredError(
+                f"token {token_id} ({record.name!r}) expired at "
+                f"{record.expires_at:%Y-%m-%d %H:%M} UTC; create a new one with "
+                "`steward tokens create`"
+            )
+        if record.principal_disabled:
+            self._refuse(token_id, "owner disabled")
+            raise AuthenticationError(
+                f"token {token_id} belongs to {record.principal!r}, which is disabled"
+            )
+        self._touch(token_id, now)
+        return AuthenticatedPrincipal(
+            name=record.principal,
+            kind="service" if record.principal_kind == "service" else "user",
+            roles=record.roles,
+            scopes=cap_scopes(record.scopes, self.catalog.scopes_of(record.roles)),
+            method="token",
+            token_id=token_id,
+            token_name=record.name,
+            token_scopes=record.scopes,
+            expires_at=record.expires_at,
+        )
+
+    def _load(self, token_id: str) -> TokenRecord:
         with self.store.database.read() as conn:
             row = conn.execute(
                 sa.select(
@@ -317,50 +363,34 @@ class TokenService:
             if row is None:
                 raise AuthenticationError(f"unknown token {token_id}; it may have been mistyped")
             owner_rows = bindings_of(conn, [row.principal_id])[row.principal_id]
-        if not hmac.compare_digest(_digest(token_id, secret), row.secret_hash):
-            self._refuse(token_id, "secret does not match")
-            raise AuthenticationError(f"token {token_id} does not verify; its secret is wrong")
-        now = self.store.clock.now()
-        if row.revoked_at is not None:
-            self._refuse(token_id, "revoked")
-            raise TokenRevokedError(
-                f"token {token_id} ({row.name!r}) was revoked at {row.revoked_at:%Y-%m-%d %H:%M} "
-                f"UTC by {row.revoked_by}; ask for a new one"
-            )
-        if row.expires_at <= now:
-            self._refuse(token_id, "expired")
-            raise TokenExpiredError(
-                f"token {token_id} ({row.name!r}) expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; "
-                "create a new one with `steward tokens create`"
-            )
-        if row.principal_disabled_at is not None:
-            self._refuse(token_id, "owner disabled")
-            raise AuthenticationError(
-                f"token {token_id} belongs to {row.principal_name!r}, which is disabled"
-            )
-        self._touch(token_id, row.last_used_at, now)
-        roles = frozenset(b.role for b in owner_rows if b.resource == GLOBAL)
-        token_scopes = frozenset(json.loads(row.scopes))
-        return AuthenticatedPrincipal(
-            name=row.principal_name,
-            kind=row.principal_kind,
-            roles=roles,
-            scopes=cap_scopes(token_scopes, self.catalog.scopes_of(roles)),
-            method="token",
-            token_id=token_id,
-            token_name=row.name,
-            token_scopes=token_scopes,
+        record = TokenRecord(
+            secret_hash=row.secret_hash,
+            name=row.name,
+            principal=row.principal_name,
+            principal_kind=row.principal_kind,
+            principal_disabled=row.principal_disabled_at is not None,
+            scopes=frozenset(json.loads(row.scopes)),
+            roles=frozenset(b.role for b in owner_rows if b.resource == GLOBAL),
             expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            revoked_by=row.revoked_by,
         )
+        cache_for(self.store.database).put(
+            token_id, record, row.last_used_at, self.settings.auth_cache_seconds
+        )
+        return record
 
     def _refuse(self, token_id: str, reason: str) -> None:
         with self.store.unit_of_work(actor=ANONYMOUS) as uow:
             uow.audit("auth.refused", "token", token_id, {"reason": reason, "method": "token"})
 
-    def _touch(self, token_id: str, last_used: datetime | None, now: datetime) -> None:
+    def _touch(self, token_id: str, now: datetime) -> None:
+        cache = cache_for(self.store.database)
+        last_used = cache.last_used(token_id)
         if last_used is not None and now - last_used < LAST_USED_RESOLUTION:
             return
         with self.store.database.write() as conn:
             conn.execute(
                 api_tokens.update().where(api_tokens.c.id == token_id).values(last_used_at=now)
             )
+        cache.set_last_used(token_id, now)
