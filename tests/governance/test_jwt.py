@@ -421,3 +421,24 @@ def test_jwks_url_must_be_https(url: str) -> None:
     settings = GovernanceSettings(jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_jwks_url=url)
     with pytest.raises(ConfigurationError, match="must be an https:// URL"):
         JwtVerifier(settings)
+
+
+def test_verified_claims_are_reused_but_never_past_exp(
+    jwks_file: Path, rsa_key: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = GovernanceSettings(
+        jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_jwks_file=jwks_file, jwt_leeway=0
+    )
+    verifier = JwtVerifier(settings)
+    calls = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: calls.append(1) or real_decode(*a, **k))
+    expires = int(time.time()) + 2
+    token = _sign(rsa_key, exp=expires)
+    assert verifier.verify(token)["sub"] == "alice"
+    assert verifier.verify(token)["sub"] == "alice"
+    assert len(calls) == 1  # the second call came from the cache
+    while time.time() < expires:
+        time.sleep(0.1)
+    with pytest.raises(TokenExpiredError):
+        verifier.verify(token)

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from steward.core import ADMIN_SCOPE, InvalidInputError, load_settings
+from steward.governance._auth_cache import cache_for
 from steward.governance._authorizer import GovernanceAuthorizer, ResourceTeams
 from steward.governance._errors import AuthenticationError
 from steward.governance._identities import check_principal_name
 from steward.governance._jwt import verifier_for
-from steward.governance._models import AuthenticatedPrincipal
+from steward.governance._models import AuthenticatedPrincipal, Identity
 from steward.governance._rows import find_identity
 from steward.governance._scopes import check_scope
 from steward.governance._settings import GovernanceSettings
@@ -91,8 +92,7 @@ def _jwt_principal(
     scopes = {s for s in _strings(claims, settings.jwt_scope_claim) if _is_scope(s)}
     catalog = settings.role_catalog()
     roles = set(catalog.known(_strings(claims, settings.jwt_roles_claim)))
-    with store.database.read() as conn:
-        registered = find_identity(conn, name)
+    registered = _registered(store, name, settings.auth_cache_seconds)
     if registered is not None and registered.disabled:
         with store.unit_of_work(actor=ANONYMOUS) as uow:
             uow.audit("auth.refused", "principal", name, {"reason": "disabled", "method": "jwt"})
@@ -107,6 +107,17 @@ def _jwt_principal(
         method="jwt",
         expires_at=_timestamp(claims["exp"]),
     )
+
+
+def _registered(store: Store, name: str, ttl: float) -> Identity | None:
+    """Return the steward identity a JWT subject names, if any (cached for ``ttl``)."""
+    cache = cache_for(store.database)
+    found, identity = cache.identity(name) if ttl > 0 else (False, None)
+    if not found:
+        with store.database.read() as conn:
+            identity = find_identity(conn, name)
+        cache.put_identity(name, identity, ttl)
+    return identity
 
 
 def _timestamp(value: Any) -> datetime | None:

@@ -13,6 +13,7 @@ a local JWKS file, or a PEM public key or certificate. A token is accepted only 
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import threading
@@ -43,6 +44,7 @@ _RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512
 # A forced JWKS refresh on an unknown kid (key rotation) happens at most this often.
 _REFRESH_COOLDOWN_S = 30.0
 _FETCH_TIMEOUT_S = 5.0
+_MAX_VERIFIED = 10_000
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,11 @@ class JwtVerifier:
         self._audience = settings.jwt_audience
         self._algorithms = frozenset(settings.jwt_algorithms)
         self._leeway = settings.jwt_leeway
+        # Verified claims by token digest, reused for STEWARD_AUTH_CACHE_SECONDS (never
+        # past their exp): a client sends the same bearer token with every request.
+        self._ttl = settings.auth_cache_seconds
+        self._verified: dict[str, tuple[float, float, dict[str, Any]]] = {}
+        self._verified_lock = threading.Lock()
         self._remote: _RemoteKeys | None = None
         self._static: list[_Key] = []
         if settings.jwt_jwks_url:
@@ -212,6 +219,27 @@ class JwtVerifier:
             TokenExpiredError: past ``exp``.
             BackendUnavailableError: the JWKS endpoint cannot be reached.
         """
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        hit = self._verified.get(digest)
+        if hit is not None and hit[0] > time.monotonic() and time.time() < hit[1] + self._leeway:
+            return dict(hit[2])
+        claims = self._verify(token)
+        self._remember(digest, claims)
+        return claims
+
+    def _remember(self, digest: str, claims: dict[str, Any]) -> None:
+        try:
+            expires = float(claims["exp"])
+        except (TypeError, ValueError):  # pragma: no cover - PyJWT checked exp is a number
+            return
+        if self._ttl <= 0:
+            return
+        with self._verified_lock:
+            if len(self._verified) >= _MAX_VERIFIED:
+                self._verified.clear()
+            self._verified[digest] = (time.monotonic() + self._ttl, expires, dict(claims))
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -319,6 +347,7 @@ def verifier_for(settings: GovernanceSettings) -> JwtVerifier:
         tuple(settings.jwt_algorithms),
         settings.jwt_leeway,
         settings.jwt_jwks_cache_seconds,
+        settings.auth_cache_seconds,
     )
     with _cache_lock:
         found = _cache.get(key)

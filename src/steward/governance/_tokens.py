@@ -27,6 +27,7 @@ from steward.core import (
     load_settings,
     new_id,
 )
+from steward.governance._auth_cache import TokenRecord, cache_for
 from steward.governance._errors import AuthenticationError, TokenExpiredError, TokenRevokedError
 from steward.governance._models import AuthenticatedPrincipal, TokenInfo
 from steward.governance._rows import (
@@ -38,7 +39,6 @@ from steward.governance._rows import (
 from steward.governance._scopes import GLOBAL, RoleCatalog, cap_scopes, check_scope
 from steward.governance._settings import GovernanceSettings, parse_duration
 from steward.governance._tables import api_tokens, principals
-from steward.governance._token_cache import TokenRecord, cache_for
 from steward.store import Store
 
 __all__ = ["TOKEN_PREFIX", "TokenService", "parse_scopes"]
