@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": set(),
     "quality": set(),
     "tracking": {"store", "quality"},
-    "registry": {"store", "tracking"},
+    "registry": {"store", "tracking", "quality"},
     "governance": {"store", "registry", "quality", "tracking"},
     "features": {"store", "quality"},
     "serving": {"store", "registry", "features", "governance", "quality", "tracking"},

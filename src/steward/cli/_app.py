@@ -15,6 +15,7 @@ from rich.markup import escape
 from steward.cli import (
     _audit,
     _db,
+    _governance,
     _lineage,
     _policy,
     _promotions,
@@ -22,7 +23,7 @@ from steward.cli import (
     _tracking,
     quality,
 )
-from steward.cli._common import HomeOption, JsonOption, open_store, store_settings
+from steward.cli._common import HomeOption, JsonOption, open_store, set_token, store_settings
 from steward.cli._output import console, err_console, exit_code_for, print_json, print_table
 from steward.core import StewardError
 from steward.demo import run_demo
@@ -49,6 +50,10 @@ app.add_typer(_lineage.import_app, name="import")
 app.add_typer(_policy.app, name="policy")
 app.command("promote")(_promotions.promote)
 app.add_typer(_promotions.approvals_app, name="approvals")
+app.add_typer(_governance.users_app, name="users")
+app.add_typer(_governance.roles_app, name="roles")
+app.add_typer(_governance.tokens_app, name="tokens")
+app.command("whoami")(_governance.whoami)
 
 _DEBUG = "STEWARD_DEBUG"
 
@@ -65,9 +70,22 @@ def _root(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show full tracebacks for errors.")
     ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help=(
+                "Act as the owner of this steward token (stw_...) or identity-provider JWT "
+                "(default: STEWARD_TOKEN; without one, the local identity unless "
+                "STEWARD_AUTH=required)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     if debug:
         os.environ[_DEBUG] = "1"
+    set_token(token)
 
 
 @app.command("version")
@@ -82,7 +100,7 @@ def version(json: JsonOption = False) -> None:
 @app.command("init")
 def init(home: HomeOption = None, json: JsonOption = False) -> None:
     """Create (or upgrade) a steward home: metadata database, artifact store, audit chain."""
-    store = open_store(home)
+    store = open_store(home, authenticate=False)
     try:
         facts = store.initialize()
     finally:

@@ -11,9 +11,16 @@ import typer
 from steward.cli._common import HomeOption, JsonOption, open_store
 from steward.cli._output import console, err_console, print_json, print_table
 from steward.core import InvalidInputError
-from steward.store import ChainAnchor
+from steward.store import ChainAnchor, Store
 
 app = typer.Typer(help="Verify, list and export the audit chain.", no_args_is_help=True)
+
+
+def _reader(home: Path | None) -> Store:
+    """Open the store as the caller, who needs the ``audit:read`` scope."""
+    store = open_store(home)
+    store.authorize("audit:read")
+    return store
 
 
 def _parse_time(value: str | None, option: str) -> datetime | None:
@@ -37,7 +44,7 @@ def verify(
     ),
 ) -> None:
     """Check every link of the chain; exit 1 naming the first bad event if any was tampered with."""
-    store = open_store(home)
+    store = _reader(home)
     result = store.audit.verify(anchor=ChainAnchor.parse(anchor) if anchor else None)
     if json:
         print_json(result.as_dict())
@@ -55,7 +62,7 @@ def verify(
 @app.command("head")
 def head(home: HomeOption = None, json: JsonOption = False) -> None:
     """Print the newest event as SEQ:HASH: keep it elsewhere to detect truncation later."""
-    anchor = open_store(home).audit.head()
+    anchor = _reader(home).audit.head()
     if json:
         print_json({"head": str(anchor) if anchor else None})
     else:
@@ -75,7 +82,7 @@ def log(
     limit: int = typer.Option(50, min=1, help="At most this many events, newest first."),
 ) -> None:
     """List audit events, newest first, filtered by actor, object and time."""
-    events = open_store(home).audit.list_events(
+    events = _reader(home).audit.list_events(
         actor=actor,
         action=action,
         object_type=object_type,
@@ -117,7 +124,7 @@ def export(
     """Write events oldest first as JSON lines, one event per line, for a SIEM."""
     if export_format != "jsonl":
         raise InvalidInputError(f"--format {export_format!r} is not supported; valid: jsonl")
-    store = open_store(home)
+    store = _reader(home)
     filters = {"since": _parse_time(since, "--since"), "until": _parse_time(until, "--until")}
     if output is None:
         store.audit.export_jsonl(sys.stdout, **filters)

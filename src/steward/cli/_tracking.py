@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from steward.cli._common import HomeOption, JsonOption
+from steward.cli._common import HomeOption, JsonOption, token
 from steward.cli._output import console, print_json, print_table
 from steward.sdk import Steward, connect
 
@@ -17,7 +17,7 @@ runs_app = typer.Typer(help="List, inspect, compare and reproduce runs.", no_arg
 
 
 def _client(home: Path | None) -> Steward:
-    return connect(home=home, capture_environment=False)
+    return connect(home=home, token=token(), capture_environment=False)
 
 
 @experiments_app.command("list")

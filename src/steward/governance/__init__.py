@@ -1,6 +1,8 @@
-"""Governance: identities and access, policies by risk tier, promotion approvals."""
+"""Governance: identities, scopes, tokens, JWTs; policies by risk tier; promotion approvals."""
 
 from steward.governance._approvals import ApprovalTally, tally_approvals
+from steward.governance._authn import MAX_CREDENTIAL_CHARS, authenticate, authenticated_store
+from steward.governance._authorizer import GovernanceAuthorizer, ResourceTeams
 from steward.governance._checks import (
     CheckResult,
     DriftEvidence,
@@ -8,7 +10,22 @@ from steward.governance._checks import (
     FairnessEvidence,
     run_checks,
 )
+from steward.governance._errors import (
+    AuthenticationError,
+    GovernanceError,
+    TokenExpiredError,
+    TokenRevokedError,
+)
 from steward.governance._evidence import RegistryEvidence
+from steward.governance._identities import IdentityService
+from steward.governance._jwt import JwtVerifier
+from steward.governance._models import (
+    AuthenticatedPrincipal,
+    AuthMethod,
+    Identity,
+    RoleBinding,
+    TokenInfo,
+)
 from steward.governance._policy import (
     ApprovalRule,
     FreezeWindow,
@@ -26,16 +43,32 @@ from steward.governance._promotions import (
     PromotionRequest,
     PromotionService,
 )
+from steward.governance._scopes import BUILTIN_ROLES, RESOURCE_TYPES, SCOPES, Role, RoleCatalog
+from steward.governance._settings import GovernanceSettings, parse_duration
+from steward.governance._tokens import TokenService, parse_scopes
 
 __all__ = [
+    "BUILTIN_ROLES",
+    "MAX_CREDENTIAL_CHARS",
+    "RESOURCE_TYPES",
+    "SCOPES",
     "ApprovalRule",
     "ApprovalTally",
+    "AuthMethod",
+    "AuthenticatedPrincipal",
+    "AuthenticationError",
     "CheckResult",
     "DriftEvidence",
     "Evidence",
     "FairnessEvidence",
     "FreezeWindow",
     "Gate",
+    "GovernanceAuthorizer",
+    "GovernanceError",
+    "GovernanceSettings",
+    "Identity",
+    "IdentityService",
+    "JwtVerifier",
     "Policy",
     "PolicyError",
     "PolicyProblem",
@@ -45,7 +78,19 @@ __all__ = [
     "PromotionRequest",
     "PromotionService",
     "RegistryEvidence",
+    "ResourceTeams",
+    "Role",
+    "RoleBinding",
+    "RoleCatalog",
+    "TokenExpiredError",
+    "TokenInfo",
+    "TokenRevokedError",
+    "TokenService",
+    "authenticate",
+    "authenticated_store",
+    "parse_duration",
     "parse_policy",
+    "parse_scopes",
     "read_policy",
     "run_checks",
     "tally_approvals",

@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from steward.core import Clock, load_settings
-from steward.governance import PromotionGate, PromotionService
+from steward.core import Clock, Principal, load_settings
+from steward.governance import (
+    GovernanceSettings,
+    IdentityService,
+    PromotionGate,
+    PromotionService,
+    TokenService,
+    authenticated_store,
+)
 from steward.registry import RegistryService, RegistrySettings
 from steward.sdk._runs import ModelRun, adopt_run
 from steward.store import Store, StoreSettings
@@ -32,9 +39,12 @@ class Steward:
         *,
         capture_environment: bool = True,
         registry_settings: RegistrySettings | None = None,
+        governance: GovernanceSettings | None = None,
     ) -> None:
         self.store = store
         self.tracking = TrackingService(store, capture_environment=capture_environment)
+        self.identities = IdentityService(store, settings=governance)
+        self.tokens = TokenService(store, settings=governance)
         self.registry = RegistryService(
             store,
             self.tracking,
@@ -42,6 +52,11 @@ class Steward:
             gate=PromotionGate(),
         )
         self.promotions = PromotionService(store, self.registry)
+
+    @property
+    def principal(self) -> Principal:
+        """Who this client acts as."""
+        return self.store.principal
 
     def start_run(self, experiment: str = "default", **kwargs: Any) -> ModelRun:
         """Start a run (see :meth:`TrackingService.start_run`); it can register models."""
@@ -61,19 +76,40 @@ class Steward:
 def connect(
     home: str | Path | None = None,
     *,
+    token: str | None = None,
     clock: Clock | None = None,
     capture_environment: bool = True,
     **settings: Any,
 ) -> Steward:
     """Connect to a steward home: ``STEWARD_HOME`` (default ``./.steward``) or ``home``.
 
+    ``token`` (default ``STEWARD_TOKEN``) is a steward token or a JWT; without one
+    the client acts as the local identity, unless ``STEWARD_AUTH=required``.
     Keyword settings override the environment, e.g. ``database_url=...``.
+
+    Example:
+        >>> st = connect(token=os.environ["CI_STEWARD_TOKEN"])  # doctest: +SKIP
+        >>> st.principal.name  # doctest: +SKIP
+        'ci-deployer'
 
     Raises:
         ConfigurationError: a setting is malformed or a location not writable.
         BackendUnavailableError: a configured server cannot be reached.
+        AuthenticationError: the token is refused, or none was given where one is required.
     """
     if home is not None:
         settings["home"] = Path(home)
-    store = Store.open(load_settings(StoreSettings, **settings), clock=clock)
-    return Steward(store, capture_environment=capture_environment)
+    store_settings = load_settings(StoreSettings, **_known(StoreSettings, settings))
+    governance = load_settings(GovernanceSettings, **_known(GovernanceSettings, settings))
+    store = Store.open(store_settings, clock=clock)
+    try:
+        bound = authenticated_store(store, token, settings=governance)
+    except BaseException:
+        store.close()
+        raise
+    return Steward(bound, capture_environment=capture_environment, governance=governance)
+
+
+def _known(cls: type[Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Return the keyword settings that ``cls`` declares (each context takes its own)."""
+    return {k: v for k, v in settings.items() if k in cls.model_fields}

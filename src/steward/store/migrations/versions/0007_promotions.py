@@ -1,7 +1,7 @@
 """promotions
 
 Revision ID: 0007_promotions
-Revises: 0003_registry
+Revises: 0005_governance
 Create Date: 2026-11-22 14:43:11.276555
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from steward.store._types import UTCDateTime
 
 revision = "0007_promotions"
-down_revision = "0003_registry"
+down_revision = "0005_governance"
 branch_labels = None
 depends_on = None
 

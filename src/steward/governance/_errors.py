@@ -1,0 +1,44 @@
+"""Errors of the governance context.
+
+::
+
+    StewardError
+    ├── PermissionDeniedError
+    │   └── AuthenticationError        the credential does not prove who is calling
+    │       ├── TokenExpiredError      a steward token or JWT is past its expiry
+    │       └── TokenRevokedError      a steward token was revoked
+    └── GovernanceError                base of this context's other errors
+
+A caller that lacks a scope gets the shared :class:`~steward.core.PermissionDeniedError`
+from ``store.authorize``. Authentication failures are a subclass of it, so scripts that
+branch on "permission denied" (CLI exit code 5) catch both; an HTTP adapter maps
+:class:`AuthenticationError` to 401 and the rest to 403. Bad arguments raise the shared
+:class:`~steward.core.InvalidInputError`.
+"""
+
+from __future__ import annotations
+
+from steward.core import PermissionDeniedError, StewardError
+
+__all__ = [
+    "AuthenticationError",
+    "GovernanceError",
+    "TokenExpiredError",
+    "TokenRevokedError",
+]
+
+
+class GovernanceError(StewardError):
+    """Base of the governance context's own errors."""
+
+
+class AuthenticationError(PermissionDeniedError):
+    """The credential is missing, malformed, unknown, or does not verify."""
+
+
+class TokenExpiredError(AuthenticationError):
+    """The token was valid once and has expired."""
+
+
+class TokenRevokedError(AuthenticationError):
+    """The token was revoked by its owner or an administrator."""
