@@ -261,3 +261,35 @@ def test_policies_are_versioned(governed: Steward) -> None:
     viewer = governed.store.as_principal(Principal.of("vic", scopes=["models:read"]))
     with pytest.raises(PermissionDeniedError, match="admin"):
         PromotionService(viewer, governed.registry).apply_policy("p.yaml", text=POLICY)
+
+
+def test_approvers_from_tokens_and_per_model_role_bindings(
+    governed: Steward, tmp_path: Path, database_url: str, clock: FrozenClock
+) -> None:
+    governed.identities.create_user("mia", roles=["viewer"])
+    governed.identities.grant_role("mia", "model-risk", resource="model:credit")
+    governed.identities.create_user("carl", roles=["compliance"])
+    governed.identities.create_user("otto", roles=["viewer"])
+    governed.identities.grant_role("otto", "model-risk", resource="model:other")
+    secrets = {
+        name: governed.tokens.create_token(name, name="t", scopes="models:read")[1]
+        for name in ("mia", "carl", "otto")
+    }
+    ref = _train(governed, 0.9)
+    request = governed.promotions.request(ref, "production", reason="tokens")
+
+    def as_token(name: str) -> Steward:
+        return connect(
+            home=tmp_path / "home",
+            database_url=database_url,
+            clock=clock,
+            capture_environment=False,
+            token=secrets[name],
+        )
+
+    with as_token("otto") as otto, pytest.raises(PermissionDeniedError, match="holds none"):
+        otto.promotions.approve(request.id)  # his binding is on another model
+    with as_token("mia") as mia:
+        assert mia.promotions.approve(request.id).tally.missing["model-risk"] == 0
+    with as_token("carl") as carl:
+        assert carl.promotions.approve(request.id).status == "executed"

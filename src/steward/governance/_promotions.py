@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from steward.core import (
+    Authorizer,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -555,8 +556,17 @@ class PromotionService:
             if updated.rowcount == 0:
                 return self.get(request_id)
             uow.audit("promotion.approved", "promotion_request", request_id, {"ref": current.ref})
+        # The move runs as the caller who completed the approvals; the approved
+        # request is what allows it, not the caller's own models:promote scope.
+        resource = f"model:{current.model}"
+        store = self.store.with_authorizer(
+            _GrantedFor(self.store.authorizer, "models:promote", resource)
+        )
+        registry = RegistryService(
+            store, self.registry.tracking, self.registry.settings, gate=self.registry.gate
+        )
         try:
-            self.registry.transition(
+            registry.transition(
                 current.ref,
                 current.target_stage,
                 reason=f"{current.reason} (request {request_id})",
@@ -643,6 +653,18 @@ class PromotionService:
         )
         for request_id in stale:
             uow.audit("promotion.expire", "promotion_request", request_id)
+
+
+class _GrantedFor:
+    """An authorizer that also grants one scope on one resource (an approved request's move)."""
+
+    def __init__(self, base: Authorizer, scope: str, resource: str) -> None:
+        self.base, self.scope, self.resource = base, scope, resource
+
+    def check(self, principal: Principal, scope: str, *, resource: str | None = None) -> None:
+        if scope == self.scope and resource == self.resource:
+            return
+        self.base.check(principal, scope, resource=resource)
 
 
 def _latest_policy_number(conn: Connection) -> int | None:

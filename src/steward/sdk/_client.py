@@ -7,6 +7,7 @@ from typing import Any
 
 from steward.core import Clock, Principal, load_settings
 from steward.governance import (
+    GovernanceAuthorizer,
     GovernanceSettings,
     IdentityService,
     PromotionGate,
@@ -51,7 +52,12 @@ class Steward:
             registry_settings or load_settings(RegistrySettings),
             gate=PromotionGate(),
         )
-        self.promotions = PromotionService(store, self.registry)
+        authorizer = store.authorizer
+        self.promotions = PromotionService(
+            store,
+            self.registry,
+            roles_of=authorizer.roles_for if isinstance(authorizer, GovernanceAuthorizer) else None,
+        )
 
     @property
     def principal(self) -> Principal:
