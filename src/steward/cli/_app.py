@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from steward.cli import _audit, _db, _policy, _tracking, quality
+from steward.cli import _audit, _db, _logs, _policy, _tracking, quality
 from steward.cli._common import HomeOption, JsonOption, open_store, store_settings
 from steward.cli._output import console, err_console, exit_code_for, print_json, print_table
 from steward.core import StewardError
@@ -35,6 +35,7 @@ app.add_typer(_tracking.runs_app, name="runs")
 app.command("gc")(_tracking.gc)
 app.add_typer(quality.app, name="quality")
 app.add_typer(_policy.app, name="policy")
+app.add_typer(_logs.app, name="logs")
 
 _DEBUG = "STEWARD_DEBUG"
 

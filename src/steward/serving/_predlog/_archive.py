@@ -22,11 +22,17 @@ from steward.core import InvalidInputError
 from steward.serving._predlog._compaction import CompactionReport, Progress, compact_segments
 from steward.serving._predlog._errors import SegmentCorruptError
 from steward.serving._predlog._files import try_lock
-from steward.serving._predlog._partitions import PartFile, PartitionStore, manifest_name
+from steward.serving._predlog._partitions import (
+    PartFile,
+    PartitionStore,
+    manifest_name,
+    open_partition_store,
+)
 from steward.serving._predlog._query import open_views, run_query
 from steward.serving._predlog._records import check_deployment_name
 from steward.serving._predlog._recovery import RecoveryReport, recover_segments
 from steward.serving._predlog._segment import OPEN_SUFFIX, SEALED_SUFFIX, SegmentName, scan_segment
+from steward.serving._predlog._settings import PredictionLogSettings
 
 __all__ = ["PredictionArchive", "PurgeReport", "VerifyReport"]
 
@@ -85,6 +91,18 @@ class PredictionArchive:
     def __init__(self, directory: Path, store: PartitionStore) -> None:
         self.directory = directory
         self.store = store
+
+    @classmethod
+    def from_settings(cls, settings: PredictionLogSettings) -> PredictionArchive:
+        """Open the archive of the folders that ``STEWARD_*`` settings name.
+
+        Raises:
+            ConfigurationError: ``STEWARD_PREDICTIONS_URI`` is malformed or unusable.
+        """
+        store = open_partition_store(
+            settings.resolved_predictions_uri(), s3_endpoint_url=settings.s3_endpoint_url
+        )
+        return cls(settings.resolved_prediction_log_dir(), store)
 
     def recover(self) -> RecoveryReport:
         """Cut torn tails off segments of dead writers and seal them."""

@@ -87,6 +87,7 @@ def compact_segments(
             compacted stay where they are.
     """
     report = CompactionReport()
+    directory.mkdir(parents=True, exist_ok=True)
     lock_fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
     try:
         if not try_lock(lock_fd):

@@ -43,14 +43,13 @@ __all__ = ["open_views", "run_query"]
 
 def _segment_snapshot(directory: Path) -> dict[str, list[LogRecord]]:
     """Read every segment's good frames, by stem; segments that vanish meanwhile are skipped."""
+    named = []
+    for path in directory.iterdir():
+        name = SegmentName.parse(path.name)
+        if name is not None and path.suffix in (SEALED_SUFFIX, OPEN_SUFFIX):
+            named.append((name, path))
     found: dict[str, list[LogRecord]] = {}
-    names = sorted(
-        (name, path)
-        for path in directory.iterdir()
-        if path.suffix in (SEALED_SUFFIX, OPEN_SUFFIX)
-        and (name := SegmentName.parse(path.name)) is not None
-    )
-    for name, path in names:
+    for name, path in sorted(named, key=lambda item: item[0].segment):
         for candidate in (path, path.with_suffix(SEALED_SUFFIX)):  # sealed while we looked
             with contextlib.suppress(FileNotFoundError):
                 # Queries tolerate damage: they show the frames before it; verify reports it.

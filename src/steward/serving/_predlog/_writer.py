@@ -226,8 +226,8 @@ class GroupCommitWriter:
                 if future is not None:
                     batch.futures.append(future)
                 self._wake.notify()
-            elif batch.nbytes >= _FLUSH_BYTES:
-                self._wake.notify()
+            elif len(batch.frames) == 1 or batch.nbytes >= _FLUSH_BYTES:
+                self._wake.notify()  # start the flush timer, or flush a full buffer now
         return batch if wait else None
 
     def flush(self) -> None:
