@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import numpy as np
@@ -36,7 +37,7 @@ def _simulate(policy: BanditPolicy, rounds: int, seed: int = 11) -> list[str]:
 
 
 def test_thompson_converges_to_best_arm() -> None:
-    policy = ThompsonSampling(ARMS, bandit_id="t", rng=np.random.default_rng(1), sync_interval=0)
+    policy = ThompsonSampling(ARMS, bandit_id="t", rng=random.Random(1), sync_interval=0)
     chosen = _simulate(policy, 6_000)
     late = Counter(chosen[-2_000:])
     assert late["c"] / 2_000 > 0.8
@@ -46,7 +47,7 @@ def test_thompson_converges_to_best_arm() -> None:
 
 
 def test_epsilon_greedy_converges_to_best_arm() -> None:
-    policy = EpsilonGreedy(ARMS, bandit_id="e", epsilon=0.1, rng=np.random.default_rng(2))
+    policy = EpsilonGreedy(ARMS, bandit_id="e", epsilon=0.1, rng=random.Random(2))
     chosen = _simulate(policy, 8_000)
     late = Counter(chosen[-3_000:])
     assert late["c"] / 3_000 > 0.8
@@ -54,7 +55,7 @@ def test_epsilon_greedy_converges_to_best_arm() -> None:
 
 
 def test_epsilon_greedy_real_valued_rewards() -> None:
-    policy = EpsilonGreedy(("x", "y"), bandit_id="e", epsilon=0.05, rng=np.random.default_rng(3))
+    policy = EpsilonGreedy(("x", "y"), bandit_id="e", epsilon=0.05, rng=random.Random(3))
     world = np.random.default_rng(4)
     for i in range(3_000):
         arm = policy.choose(str(i))
@@ -63,7 +64,7 @@ def test_epsilon_greedy_real_valued_rewards() -> None:
 
 
 def test_epsilon_greedy_tries_every_arm_before_exploiting() -> None:
-    policy = EpsilonGreedy(ARMS, bandit_id="e", epsilon=0.0, rng=np.random.default_rng(5))
+    policy = EpsilonGreedy(ARMS, bandit_id="e", epsilon=0.0, rng=random.Random(5))
     first = []
     for i in range(3):
         arm = policy.choose(str(i))
@@ -74,7 +75,7 @@ def test_epsilon_greedy_tries_every_arm_before_exploiting() -> None:
 
 @pytest.mark.parametrize("policy_class", [ThompsonSampling, EpsilonGreedy])
 def test_bandit_exploration_floor_holds_for_a_losing_arm(policy_class: type[BanditPolicy]) -> None:
-    policy = policy_class(ARMS, bandit_id="f", floor=0.05, rng=np.random.default_rng(6))
+    policy = policy_class(ARMS, bandit_id="f", floor=0.05, rng=random.Random(6))
     # A clear winner: c always pays, a and b never do.
     for i in range(300):
         arm = policy.choose(str(i))
@@ -86,7 +87,7 @@ def test_bandit_exploration_floor_holds_for_a_losing_arm(policy_class: type[Band
 
 
 def test_bandit_without_floor_starves_a_losing_arm() -> None:
-    policy = ThompsonSampling(ARMS, bandit_id="f", rng=np.random.default_rng(7))
+    policy = ThompsonSampling(ARMS, bandit_id="f", rng=random.Random(7))
     for i in range(600):
         arm = policy.choose(str(i))
         policy.reward(str(i), 1 if arm == "c" else 0)
@@ -95,7 +96,7 @@ def test_bandit_without_floor_starves_a_losing_arm() -> None:
 
 
 def test_bandit_reward_by_request_id_credits_the_serving_arm() -> None:
-    policy = ThompsonSampling(("a", "b"), bandit_id="r", rng=np.random.default_rng(8))
+    policy = ThompsonSampling(("a", "b"), bandit_id="r", rng=random.Random(8))
     arm = policy.choose("req-1")
     assert policy.reward("req-1", True) == arm
     assert policy.stats()[arm] == ArmStats(pulls=1, trials=1, reward_sum=1.0)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -143,7 +143,7 @@ def test_sql_store_policy_learns_from_the_other_worker(database: Database) -> No
         ("a", "b"),
         bandit_id="learn",
         store=SqlBanditStateStore(database),
-        rng=np.random.default_rng(0),
+        rng=random.Random(0),
         sync_interval=0,
     )
     choices = [student.choose() for _ in range(200)]

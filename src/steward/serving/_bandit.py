@@ -22,18 +22,52 @@ is kept in :attr:`BanditPolicy.last_sync_error`.
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-
-import numpy as np
 
 from steward.core import BackendUnavailableError, InvalidInputError, NotFoundError
 from steward.serving._bandit_store import ArmStats, BanditStateStore, InMemoryBanditStateStore
 
 __all__ = ["BanditPolicy", "EpsilonGreedy", "ThompsonSampling"]
+
+
+class _Counts:
+    """Per-arm pulls, trials and reward sums, as lists indexed by arm position."""
+
+    __slots__ = ("pulls", "sums", "trials")
+
+    def __init__(self, size: int) -> None:
+        self.pulls = [0] * size
+        self.trials = [0] * size
+        self.sums = [0.0] * size
+
+    @classmethod
+    def of(cls, stats: Iterable[ArmStats]) -> _Counts:
+        items = list(stats)
+        counts = cls(len(items))
+        for i, item in enumerate(items):
+            counts.pulls[i], counts.trials[i], counts.sums[i] = (
+                item.pulls,
+                item.trials,
+                item.reward_sum,
+            )
+        return counts
+
+    def plus(self, other: _Counts) -> _Counts:
+        total = _Counts(0)
+        total.pulls = [a + b for a, b in zip(self.pulls, other.pulls, strict=True)]
+        total.trials = [a + b for a, b in zip(self.trials, other.trials, strict=True)]
+        total.sums = [a + b for a, b in zip(self.sums, other.sums, strict=True)]
+        return total
+
+    def as_stats(self, arms: Sequence[str]) -> dict[str, ArmStats]:
+        return {
+            arm: ArmStats(self.pulls[i], self.trials[i], self.sums[i]) for i, arm in enumerate(arms)
+        }
 
 
 class BanditPolicy:
@@ -65,7 +99,7 @@ class BanditPolicy:
         store: BanditStateStore | None = None,
         floor: float = 0.0,
         sync_interval: float = 1.0,
-        rng: np.random.Generator | None = None,
+        rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         max_pending: int = 100_000,
         auto_sync: bool = True,
@@ -92,11 +126,15 @@ class BanditPolicy:
         self.max_pending = max_pending
         self.auto_sync = auto_sync
         self.last_sync_error: BackendUnavailableError | None = None
-        self._rng = rng or np.random.default_rng()
+        self._rng = rng or random.Random()
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._global: dict[str, ArmStats] = {}
-        self._local: dict[str, ArmStats] = {}
+        self._index = {arm: i for i, arm in enumerate(arms)}
+        # Per-arm counters as plain lists (index = arm's position): the hot path
+        # adds to them without building objects.  global = last totals read from
+        # the store; local = this worker's counts not yet flushed.
+        self._global = _Counts(len(arms))
+        self._local = _Counts(len(arms))
         self._pending: OrderedDict[str, str] = OrderedDict()
         self._last_sync = -math.inf
 
@@ -110,13 +148,13 @@ class BanditPolicy:
         """
         self._maybe_sync()
         with self._lock:
-            stats = self._view()
             explore = self.floor * len(self.arms)
             if explore > 0 and self._rng.random() < explore:
-                arm = self.arms[int(self._rng.integers(len(self.arms)))]
+                index = self._rng.randrange(len(self.arms))
             else:
-                arm = self._pick(stats)
-            self._add(arm, ArmStats(pulls=1))
+                index = self._pick(self._global.plus(self._local))
+            self._local.pulls[index] += 1
+            arm = self.arms[index]
             if request_id is not None:
                 self._pending[request_id] = arm
                 self._pending.move_to_end(request_id)
@@ -154,7 +192,9 @@ class BanditPolicy:
                     f"request {request_id!r} was not served by bandit {self.bandit_id!r} in this "
                     "worker (or was forgotten, or already rewarded); pass the arm that served it"
                 )
-            self._add(arm, ArmStats(trials=1, reward_sum=reward))
+            index = self._index[arm]
+            self._local.trials[index] += 1
+            self._local.sums[index] += reward
         self._maybe_sync()
         return arm
 
@@ -168,17 +208,17 @@ class BanditPolicy:
                 kept for the next sync.
         """
         with self._lock:
-            deltas, self._local = self._local, {}
+            flushing, self._local = self._local, _Counts(len(self.arms))
             self._last_sync = self._monotonic()
         try:
+            deltas = {a: d for a, d in flushing.as_stats(self.arms).items() if not d.empty}
             totals = self.store.add(self.bandit_id, deltas)
         except BaseException:
             with self._lock:
-                for arm, delta in deltas.items():
-                    self._add(arm, delta)
+                self._local = self._local.plus(flushing)
             raise
         with self._lock:
-            self._global = {arm: totals.get(arm, ArmStats()) for arm in self.arms}
+            self._global = _Counts.of(totals.get(arm, ArmStats()) for arm in self.arms)
             self.last_sync_error = None
 
     def _maybe_sync(self) -> None:
@@ -192,7 +232,7 @@ class BanditPolicy:
     def stats(self) -> dict[str, ArmStats]:
         """Return each arm's totals as this worker sees them (global + unflushed)."""
         with self._lock:
-            return self._view()
+            return self._global.plus(self._local).as_stats(self.arms)
 
     def describe(self) -> dict[str, Any]:
         """Return a JSON-ready summary for status pages: policy, settings and per-arm totals."""
@@ -205,18 +245,9 @@ class BanditPolicy:
             "last_sync_error": None if self.last_sync_error is None else str(self.last_sync_error),
         }
 
-    def _view(self) -> dict[str, ArmStats]:
-        return {
-            arm: self._global.get(arm, ArmStats()) + self._local.get(arm, ArmStats())
-            for arm in self.arms
-        }
-
-    def _add(self, arm: str, delta: ArmStats) -> None:
-        self._local[arm] = self._local.get(arm, ArmStats()) + delta
-
     # -- what subclasses decide ---------------------------------------------
 
-    def _pick(self, stats: Mapping[str, ArmStats]) -> str:
+    def _pick(self, counts: _Counts) -> int:
         raise NotImplementedError  # pragma: no cover - every policy overrides it
 
     def _check_reward(self, value: float) -> float:
@@ -236,7 +267,7 @@ class ThompsonSampling(BanditPolicy):
     proportion to the probability that they are best.
 
     Example:
-        >>> policy = ThompsonSampling(["a", "b"], bandit_id="demo", rng=np.random.default_rng(0))
+        >>> policy = ThompsonSampling(["a", "b"], bandit_id="demo", rng=random.Random(0))
         >>> arm = policy.choose("req-1")
         >>> policy.reward("req-1", 1) == arm
         True
@@ -264,11 +295,13 @@ class ThompsonSampling(BanditPolicy):
         self.prior_alpha = prior_alpha
         self.prior_beta = prior_beta
 
-    def _pick(self, stats: Mapping[str, ArmStats]) -> str:
-        successes = np.array([stats[arm].reward_sum for arm in self.arms])
-        trials = np.array([stats[arm].trials for arm in self.arms], dtype=float)
-        draws = self._rng.beta(self.prior_alpha + successes, self.prior_beta + trials - successes)
-        return self.arms[int(np.argmax(draws))]
+    def _pick(self, counts: _Counts) -> int:
+        beta = self._rng.betavariate
+        draws = [
+            beta(self.prior_alpha + s, self.prior_beta + max(t - s, 0.0))
+            for s, t in zip(counts.sums, counts.trials, strict=True)
+        ]
+        return draws.index(max(draws))
 
     def _check_reward(self, value: float) -> float:
         reward = super()._check_reward(value)
@@ -307,11 +340,11 @@ class EpsilonGreedy(BanditPolicy):
         super().__init__(arms, **kwargs)
         self.epsilon = float(epsilon)
 
-    def _pick(self, stats: Mapping[str, ArmStats]) -> str:
-        untried = [arm for arm in self.arms if stats[arm].trials == 0]
+    def _pick(self, counts: _Counts) -> int:
+        untried = [i for i, trials in enumerate(counts.trials) if trials == 0]
         if untried:
-            return untried[int(self._rng.integers(len(untried)))]
+            return untried[self._rng.randrange(len(untried))]
         if self.epsilon > 0 and self._rng.random() < self.epsilon:
-            return self.arms[int(self._rng.integers(len(self.arms)))]
-        means = [stats[arm].reward_sum / stats[arm].trials for arm in self.arms]
-        return self.arms[int(np.argmax(means))]
+            return self._rng.randrange(len(self.arms))
+        means = [s / t for s, t in zip(counts.sums, counts.trials, strict=True)]
+        return means.index(max(means))
