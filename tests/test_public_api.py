@@ -223,6 +223,28 @@ PUBLIC = {
         "start_run",
     ],
     "steward.demo": ["DemoReport", "run_demo"],
+    # The prediction log's package; steward.serving re-exports it once its __init__ exists.
+    "steward.serving._predlog": [
+        "FEEDBACK_SCHEMA",
+        "PREDICTION_SCHEMA",
+        "CompactionReport",
+        "FeedbackRecord",
+        "LogRecord",
+        "PartitionStore",
+        "PredictionArchive",
+        "PredictionLog",
+        "PredictionLogClosedError",
+        "PredictionLogSettings",
+        "PredictionRecord",
+        "PurgeReport",
+        "RecordTooLargeError",
+        "RecoveredSegment",
+        "RecoveryReport",
+        "SegmentCorruptError",
+        "VerifyReport",
+        "WriterStats",
+        "open_partition_store",
+    ],
 }
 
 

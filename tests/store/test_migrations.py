@@ -7,6 +7,7 @@ from alembic.runtime.migration import MigrationContext
 
 import steward.governance  # registers the governance tables
 import steward.registry  # registers the registry tables
+import steward.serving._tables  # registers the serving tables on the shared metadata
 import steward.tracking  # noqa: F401 - registers the tracking tables on the shared metadata
 from steward.store import Database, metadata
 

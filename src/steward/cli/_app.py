@@ -17,6 +17,7 @@ from steward.cli import (
     _db,
     _governance,
     _lineage,
+    _logs,
     _policy,
     _promotions,
     _registry,
@@ -54,6 +55,7 @@ app.add_typer(_governance.users_app, name="users")
 app.add_typer(_governance.roles_app, name="roles")
 app.add_typer(_governance.tokens_app, name="tokens")
 app.command("whoami")(_governance.whoami)
+app.add_typer(_logs.app, name="logs")
 
 _DEBUG = "STEWARD_DEBUG"
 

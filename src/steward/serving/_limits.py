@@ -1,0 +1,318 @@
+"""Limits that keep latency bounded under overload: per-caller rate limits and an admission gate.
+
+- :class:`TokenBucket` / :class:`RateLimiter`: each caller may spend
+  ``capacity`` requests at once and earns ``refill_per_s`` back per second; a
+  caller over budget is told how long to wait (HTTP 429 + ``Retry-After``).
+- :class:`AdmissionController`: at most ``max_in_flight`` requests run and at
+  most ``max_queued`` wait; the next one is refused *at once* with a
+  retry-after hint (HTTP 503), rather than queueing without bound and making
+  every request slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from steward.core import InvalidInputError
+from steward.serving._resilience import OverloadedError, RateLimitedError
+
+__all__ = ["AdmissionController", "AdmissionSnapshot", "RateLimiter", "TokenBucket"]
+
+
+def _positive(name: str, value: float) -> None:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
+        raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
+
+
+class TokenBucket:
+    """A token bucket: ``capacity`` tokens, refilled at ``refill_per_s`` tokens per second.
+
+    Not thread-safe on its own (:class:`RateLimiter` locks around it).
+
+    Example:
+        >>> now = [0.0]
+        >>> bucket = TokenBucket(capacity=2, refill_per_s=1, clock=lambda: now[0])
+        >>> bucket.try_take(), bucket.try_take(), bucket.try_take()
+        (0.0, 0.0, 1.0)
+        >>> now[0] = 1.0
+        >>> bucket.try_take()
+        0.0
+    """
+
+    def __init__(
+        self, *, capacity: float, refill_per_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        _positive("rate limit capacity", capacity)
+        _positive("rate limit refill_per_s", refill_per_s)
+        self.capacity = float(capacity)
+        self.refill_per_s = float(refill_per_s)
+        self._clock = clock
+        self._tokens = self.capacity
+        self._at = clock()
+
+    @property
+    def tokens(self) -> float:
+        """Tokens available now."""
+        self._refill()
+        return self._tokens
+
+    def try_take(self, tokens: float = 1.0) -> float:
+        """Take ``tokens`` if the bucket holds them.
+
+        Returns:
+            0.0 when taken; otherwise the seconds until enough tokens will be there
+            (nothing is taken).
+
+        Raises:
+            InvalidInputError: ``tokens`` is not positive or exceeds the capacity
+                (it could never be granted).
+        """
+        _positive("tokens", tokens)
+        if tokens > self.capacity:
+            raise InvalidInputError(
+                f"a request costing {tokens:g} tokens exceeds the bucket's capacity "
+                f"{self.capacity:g} and could never pass; raise the capacity"
+            )
+        self._refill()
+        if self._tokens >= tokens:
+            self._tokens -= tokens
+            return 0.0
+        return (tokens - self._tokens) / self.refill_per_s
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed = max(now - self._at, 0.0)
+        self._tokens = min(self.capacity, self._tokens + elapsed * self.refill_per_s)
+        self._at = now
+
+
+class RateLimiter:
+    """Per-caller token buckets: each caller gets ``capacity`` burst and ``refill_per_s`` rate.
+
+    Thread-safe.  Buckets of the least recently seen callers are dropped beyond
+    ``max_callers`` (such a caller starts again with a full bucket), so memory
+    stays bounded whatever the number of callers.
+
+    Example:
+        >>> limiter = RateLimiter(capacity=1, refill_per_s=0.5, clock=lambda: 0.0)
+        >>> limiter.check("alice"), limiter.check("alice"), limiter.check("bob")
+        (0.0, 2.0, 0.0)
+
+    Args:
+        capacity: the burst each caller may send at once.
+        refill_per_s: the sustained requests per second per caller.
+        max_callers: how many callers' buckets are kept.
+        clock: a monotonic clock in seconds (inject one in tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        capacity: float,
+        refill_per_s: float,
+        max_callers: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        _positive("rate limit capacity", capacity)
+        _positive("rate limit refill_per_s", refill_per_s)
+        if isinstance(max_callers, bool) or not isinstance(max_callers, int) or max_callers < 1:
+            raise InvalidInputError(f"max_callers must be an integer >= 1, got {max_callers!r}")
+        self.capacity = capacity
+        self.refill_per_s = refill_per_s
+        self.max_callers = max_callers
+        self._clock = clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._lock = threading.Lock()
+        self.limited = 0
+
+    def check(self, caller: str, tokens: float = 1.0) -> float:
+        """Spend ``tokens`` of ``caller``'s budget if it has them.
+
+        Returns:
+            0.0 when allowed, else the seconds to wait (nothing is spent).
+        """
+        with self._lock:
+            bucket = self._buckets.get(caller)
+            if bucket is None:
+                bucket = TokenBucket(
+                    capacity=self.capacity, refill_per_s=self.refill_per_s, clock=self._clock
+                )
+                self._buckets[caller] = bucket
+                while len(self._buckets) > self.max_callers:
+                    self._buckets.popitem(last=False)
+            else:
+                self._buckets.move_to_end(caller)
+            wait = bucket.try_take(tokens)
+            if wait > 0:
+                self.limited += 1
+            return wait
+
+    def acquire(self, caller: str, tokens: float = 1.0) -> None:
+        """Spend ``tokens`` of ``caller``'s budget or refuse the request.
+
+        Raises:
+            RateLimitedError: the caller is over its budget; ``retry_after_s`` says when.
+        """
+        wait = self.check(caller, tokens)
+        if wait > 0:
+            raise RateLimitedError(
+                f"caller {caller!r} is over its rate limit of {self.refill_per_s:g} requests/s "
+                f"(burst {self.capacity:g}); retry in {wait:.2f} s",
+                retry_after_s=wait,
+            )
+
+
+@dataclass(frozen=True)
+class AdmissionSnapshot:
+    """The gate's counters, for status pages and metrics."""
+
+    in_flight: int
+    queued: int
+    admitted: int
+    rejected: int
+    mean_service_s: float | None
+
+
+class AdmissionController:
+    """Bound the requests in flight and waiting; shed the rest at once with a retry hint.
+
+    One per event loop (per gateway worker, or per variant); not thread-safe.
+    Waiting requests are admitted first come, first served.  A waiter that is
+    cancelled (its client went away) leaves the queue; a slot handed to it as it
+    was cancelled passes to the next waiter.
+
+    Example:
+        >>> async def main() -> int:
+        ...     gate = AdmissionController(max_in_flight=2, max_queued=10)
+        ...     async with gate.admit():
+        ...         return gate.snapshot().in_flight
+        >>> asyncio.run(main())
+        1
+
+    Args:
+        max_in_flight: requests running at once.
+        max_queued: requests waiting for a slot (0: none wait).
+        max_queue_wait_s: the longest a request waits before it is refused
+            (None: until a slot frees).
+        default_retry_after_s: the hint before any service time was measured.
+        clock: a monotonic clock in seconds for service times (inject in tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_in_flight: int,
+        max_queued: int,
+        max_queue_wait_s: float | None = None,
+        default_retry_after_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if (
+            isinstance(max_in_flight, bool)
+            or not isinstance(max_in_flight, int)
+            or max_in_flight < 1
+        ):
+            raise InvalidInputError(f"max_in_flight must be an integer >= 1, got {max_in_flight!r}")
+        if isinstance(max_queued, bool) or not isinstance(max_queued, int) or max_queued < 0:
+            raise InvalidInputError(f"max_queued must be an integer >= 0, got {max_queued!r}")
+        if max_queue_wait_s is not None:
+            _positive("max_queue_wait_s", max_queue_wait_s)
+        _positive("default_retry_after_s", default_retry_after_s)
+        self.max_in_flight = max_in_flight
+        self.max_queued = max_queued
+        self.max_queue_wait_s = max_queue_wait_s
+        self.default_retry_after_s = default_retry_after_s
+        self._clock = clock
+        self._in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._admitted = 0
+        self._rejected = 0
+        self._service_s: float | None = None
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """Hold a slot for the duration of the block.
+
+        Raises:
+            OverloadedError: every slot and queue place is taken, or the wait
+                passed ``max_queue_wait_s``; ``retry_after_s`` is a hint.
+        """
+        await self._acquire()
+        start = self._clock()
+        try:
+            yield
+        finally:
+            self._observe(self._clock() - start)
+            self._release()
+
+    def snapshot(self) -> AdmissionSnapshot:
+        """Return the gate's counters."""
+        return AdmissionSnapshot(
+            self._in_flight, len(self._waiters), self._admitted, self._rejected, self._service_s
+        )
+
+    def retry_after_s(self) -> float:
+        """Estimate when a refused request could get in: the queue's drain time, 0.05-60 s."""
+        if self._service_s is None:
+            return self.default_retry_after_s
+        drain = self._service_s * (len(self._waiters) + 1) / self.max_in_flight
+        return min(max(drain, 0.05), 60.0)
+
+    async def _acquire(self) -> None:
+        if self._in_flight < self.max_in_flight and not self._waiters:
+            self._in_flight += 1
+            self._admitted += 1
+            return
+        if len(self._waiters) >= self.max_queued:
+            self._rejected += 1
+            raise OverloadedError(
+                f"the gateway is at capacity ({self._in_flight} requests running, "
+                f"{len(self._waiters)} waiting); retry in {self.retry_after_s():.2f} s",
+                retry_after_s=self.retry_after_s(),
+            )
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self.max_queue_wait_s):
+                await waiter
+        except BaseException as exc:
+            self._abandon(waiter)
+            if isinstance(exc, TimeoutError):
+                self._rejected += 1
+                raise OverloadedError(
+                    f"no slot freed within {self.max_queue_wait_s:g} s ({self._in_flight} "
+                    f"requests running); retry in {self.retry_after_s():.2f} s",
+                    retry_after_s=self.retry_after_s(),
+                ) from exc
+            raise
+        self._admitted += 1  # the slot was handed over by _release; in_flight already counts it
+
+    def _abandon(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done() and not waiter.cancelled():
+            # The slot was handed to us just as we gave up: pass it on.
+            self._release()
+            return
+        with contextlib.suppress(ValueError):  # already taken off the queue by _release
+            self._waiters.remove(waiter)
+
+    def _release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # hand the slot over; in_flight is unchanged
+                return
+        self._in_flight -= 1
+
+    def _observe(self, seconds: float) -> None:
+        seconds = max(seconds, 0.0)
+        previous = self._service_s
+        self._service_s = seconds if previous is None else 0.8 * previous + 0.2 * seconds
