@@ -358,6 +358,13 @@ def test_onnx_inputs_builds_one_matrix_for_a_single_input() -> None:
     assert onnx_inputs(frame, ["X"])["X"].tolist() == [[1.0, 3.0], [2.0, 4.0]]
     assert onnx_inputs([[1, 2]], ["X"], {"X": "tensor(double)"})["X"].dtype == np.float64
     assert onnx_inputs(np.ones((1, 3)), ["X"])["X"].dtype == np.float32
+    nullable = pd.DataFrame({"a": pd.array([1, None], dtype="Int64"), "b": [0.5, 1.5]})
+    matrix = onnx_inputs(nullable, ["X"])["X"]
+    assert matrix.dtype == np.float32 and np.isnan(matrix[1, 0]) and matrix[0].tolist() == [1, 0.5]
+    table = pa.table({"a": [1.0, None], "b": [2, 3]})
+    assert np.isnan(onnx_inputs(table, ["X"])["X"][1, 0])
+    with pytest.raises(InvalidInputError, match="every column must be numeric"):
+        onnx_inputs(pd.DataFrame({"a": ["x"]}), ["X"])
 
 
 def test_onnx_inputs_refuses_what_it_cannot_map() -> None:
