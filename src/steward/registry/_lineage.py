@@ -16,11 +16,11 @@ Later contexts add their own nodes (deployments, predictions) with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from steward.core import NotFoundError
+from steward.core import InvalidInputError, NotFoundError
 from steward.registry._models import ModelVersion
 from steward.tracking import Run, TrackingService
 
@@ -118,6 +118,37 @@ class LineageGraph:
             "nodes": [n.as_dict() for n in self.nodes.values()],
             "edges": [e.as_dict() for e in self.edges],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LineageGraph:
+        """Rebuild a graph from :meth:`as_dict` output (e.g. one received over HTTP).
+
+        Raises:
+            InvalidInputError: the document is not a lineage graph.
+        """
+        try:
+            graph = cls(str(data["root"]))
+            for node in data["nodes"]:
+                graph.add_node(
+                    LineageNode(
+                        str(node["kind"]),
+                        str(node["id"]),
+                        str(node["label"]),
+                        dict(node.get("attributes", {})),
+                    )
+                )
+            for edge in data["edges"]:
+                graph.add_edge(
+                    str(edge["source"]),
+                    str(edge["target"]),
+                    str(edge["relation"]),
+                    **dict(edge.get("attributes", {})),
+                )
+        except (KeyError, TypeError, NotFoundError) as exc:
+            raise InvalidInputError(f"not a lineage graph: {exc}") from None
+        if graph.root not in graph.nodes:
+            raise InvalidInputError(f"lineage graph root {graph.root!r} is not among its nodes")
+        return graph
 
 
 def _run_node(run: Run) -> LineageNode:
