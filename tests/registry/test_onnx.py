@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import onnx
@@ -101,6 +102,17 @@ def test_compile_accepts_an_arrow_table_with_extra_columns() -> None:
     assert "note" not in result.input_names
     labels, _ = _run(result, table)
     np.testing.assert_array_equal(labels, model.predict(held_out))
+
+
+def test_compile_model_fitted_on_a_matrix_takes_a_frame_sample() -> None:
+    model, held_out = models.hgb_classifier()  # fitted on a numpy matrix
+    frame = pd.DataFrame(held_out, columns=[f"c{i}" for i in range(held_out.shape[1])])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # "X has feature names, but ..."
+        result = compile_to_onnx(model, frame)
+
+    assert result.compiled and result.input_names == ("X",)
 
 
 def test_compile_regressor_within_tolerance() -> None:
