@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestCentroid
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from tests.registry import _mlflow_dirs
 from tests.registry.conftest import Trained, fraud_frame
 
@@ -162,6 +164,43 @@ def test_register_compiles_to_onnx_and_load_prefers_it(
     assert [
         e.action for e in client.store.audit.list_events(limit=None) if e.action.endswith("compile")
     ]
+
+
+def test_column_transformer_pipeline_serves_from_onnx_with_one_input_per_column(
+    client: Steward,
+) -> None:
+    frame, label = fraud_frame(300)
+    pipeline = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", StandardScaler(), ["amount", "hour"]),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["country"]),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(frame, label)
+    with client.start_run("fraud") as run:
+        run.log_dataset(frame, name="tx", role="train")
+        version = run.register_model(
+            pipeline, name="fraud", sample_input=frame[:60], compile="onnx"
+        )
+    assert version.signature is not None and version.signature.input_format == "dataframe"
+    assert version.signature.inputs[2].categories == ("DE", "FR", "NL")
+    onnx = client.registry.load("fraud", prefer="onnx")
+    assert onnx.artifact == "onnx"
+    np.testing.assert_array_equal(onnx.predict(frame), pipeline.predict(frame))
+    record = [{"amount": 30.0, "hour": 9, "country": "FR"}]
+    np.testing.assert_allclose(
+        onnx.predict_proba(record), pipeline.predict_proba(pd.DataFrame(record)), atol=1e-5
+    )
+    strict = client.registry.load("fraud", prefer="onnx", check_ranges=True)
+    with pytest.raises(InvalidInputError, match="unknown categories 'IT'"):
+        strict.predict([{"amount": 30.0, "hour": 9, "country": "IT"}])
 
 
 def test_compile_failing_parity_is_not_marked_compiled(
