@@ -318,6 +318,17 @@ def test_read_refuses_a_symlink_out_of_the_directory(skops_dir: Path, tmp_path: 
         read_mlflow_model(skops_dir)
 
 
+def test_read_refuses_special_files_and_symlink_loops(skops_dir: Path) -> None:
+    os.mkfifo(skops_dir / "pipe")
+    with pytest.raises(InvalidInputError, match=r"'pipe' in .* is not a regular file"):
+        read_mlflow_model(skops_dir)
+    (skops_dir / "pipe").unlink()
+
+    (skops_dir / "loop").symlink_to(skops_dir / "loop")
+    with pytest.raises(InvalidInputError, match="'loop' cannot be resolved"):
+        read_mlflow_model(skops_dir)
+
+
 def test_read_refuses_external_onnx_data_outside_the_directory(tmp_path: Path) -> None:
     proto, _ = _affine_graph()
     directory = mlflow_dirs.save_onnx(tmp_path / "m", proto, external_data=True)

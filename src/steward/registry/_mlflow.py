@@ -237,7 +237,10 @@ def _pick_flavor(root: Path, raw: Mapping[str, Any], wanted: str | None) -> str:
 def _inside(root: Path, relative: str, what: str) -> Path:
     """Return ``root / relative`` if it stays inside ``root`` (symlinks resolved)."""
     candidate = Path(relative)
-    resolved = (root / candidate).resolve()
+    try:
+        resolved = (root / candidate).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise InvalidInputError(f"{what} {relative!r} cannot be resolved: {exc}") from None
     if candidate.is_absolute() or not resolved.is_relative_to(root):
         raise InvalidInputError(
             f"{what} {relative!r} points outside the model directory {root}; refusing to read it"
@@ -262,6 +265,8 @@ def _digests(root: Path) -> dict[str, str]:
         target = _inside(root, relative, "file")
         if target.is_dir():
             continue  # a symlink to a folder inside the directory: its files are listed there
+        if not target.is_file():  # a FIFO or device would block or never end
+            raise InvalidInputError(f"{relative!r} in {root} is not a regular file")
         if len(digests) >= MAX_FILES:
             raise InvalidInputError(
                 f"the MLflow model at {root} holds more than {MAX_FILES:,} files; an MLflow "
