@@ -155,3 +155,11 @@ def test_cli_demo_json_reports_audit_steps(
     assert steps["audit.verify"]["ok"] is True
     assert steps["audit.tamper_demo"]["detected"] is True
     assert steps["audit.tamper_demo"]["first_bad_seq"] == 2
+    assert steps["registry.register"]["ref"] == "card-fraud:1"
+    assert steps["registry.register"]["run_id"] == steps["tracking.compare"]["best_run"]
+    assert steps["registry.compile"]["status"] == "verified"
+    assert steps["registry.promote"]["onnx_matches_native"] is True
+    assert {"run", "dataset"} <= {n["kind"] for n in steps["registry.lineage"]["nodes"]}
+    card = steps["registry.card"]
+    assert card["completeness"] == 1.0
+    assert "<h1>Model card: card-fraud:1</h1>" in Path(card["html"]).read_text(encoding="utf-8")

@@ -186,7 +186,8 @@ def test_read_onnx_model_returns_its_bytes(tmp_path: Path) -> None:
     assert found.model == (directory / "model.onnx").read_bytes()
     assert found.serialization_format is None
     assert found.run_id is None
-    assert found.input_example is not None and found.input_example.shape == (2, 30)
+    assert isinstance(found.input_example, np.ndarray)  # an ndarray example has no names
+    assert found.input_example.shape == (2, 30)
 
 
 def test_read_onnx_folds_external_data_into_standalone_bytes(tmp_path: Path) -> None:
@@ -317,6 +318,17 @@ def test_read_refuses_a_symlink_out_of_the_directory(skops_dir: Path, tmp_path: 
         read_mlflow_model(skops_dir)
 
 
+def test_read_refuses_special_files_and_symlink_loops(skops_dir: Path) -> None:
+    os.mkfifo(skops_dir / "pipe")
+    with pytest.raises(InvalidInputError, match=r"'pipe' in .* is not a regular file"):
+        read_mlflow_model(skops_dir)
+    (skops_dir / "pipe").unlink()
+
+    (skops_dir / "loop").symlink_to(skops_dir / "loop")
+    with pytest.raises(InvalidInputError, match="'loop' cannot be resolved"):
+        read_mlflow_model(skops_dir)
+
+
 def test_read_refuses_external_onnx_data_outside_the_directory(tmp_path: Path) -> None:
     proto, _ = _affine_graph()
     directory = mlflow_dirs.save_onnx(tmp_path / "m", proto, external_data=True)
@@ -396,6 +408,6 @@ def test_read_old_style_ndarray_example_and_time_created(tmp_path: Path) -> None
 
     found = read_mlflow_model(directory)
 
-    assert found.input_example is not None
-    assert found.input_example.to_numpy().tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert isinstance(found.input_example, np.ndarray)
+    assert found.input_example.tolist() == [[1.0, 2.0], [3.0, 4.0]]
     assert found.utc_time_created == datetime(2019, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import onnx
@@ -101,6 +102,17 @@ def test_compile_accepts_an_arrow_table_with_extra_columns() -> None:
     assert "note" not in result.input_names
     labels, _ = _run(result, table)
     np.testing.assert_array_equal(labels, model.predict(held_out))
+
+
+def test_compile_model_fitted_on_a_matrix_takes_a_frame_sample() -> None:
+    model, held_out = models.hgb_classifier()  # fitted on a numpy matrix
+    frame = pd.DataFrame(held_out, columns=[f"c{i}" for i in range(held_out.shape[1])])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # "X has feature names, but ..."
+        result = compile_to_onnx(model, frame)
+
+    assert result.compiled and result.input_names == ("X",)
 
 
 def test_compile_regressor_within_tolerance() -> None:
@@ -358,6 +370,13 @@ def test_onnx_inputs_builds_one_matrix_for_a_single_input() -> None:
     assert onnx_inputs(frame, ["X"])["X"].tolist() == [[1.0, 3.0], [2.0, 4.0]]
     assert onnx_inputs([[1, 2]], ["X"], {"X": "tensor(double)"})["X"].dtype == np.float64
     assert onnx_inputs(np.ones((1, 3)), ["X"])["X"].dtype == np.float32
+    nullable = pd.DataFrame({"a": pd.array([1, None], dtype="Int64"), "b": [0.5, 1.5]})
+    matrix = onnx_inputs(nullable, ["X"])["X"]
+    assert matrix.dtype == np.float32 and np.isnan(matrix[1, 0]) and matrix[0].tolist() == [1, 0.5]
+    table = pa.table({"a": [1.0, None], "b": [2, 3]})
+    assert np.isnan(onnx_inputs(table, ["X"])["X"][1, 0])
+    with pytest.raises(InvalidInputError, match="every column must be numeric"):
+        onnx_inputs(pd.DataFrame({"a": ["x"]}), ["X"])
 
 
 def test_onnx_inputs_refuses_what_it_cannot_map() -> None:

@@ -25,9 +25,11 @@ from steward.cli import (
     quality,
 )
 from steward.cli._common import HomeOption, JsonOption, open_store, set_token, store_settings
+from steward.cli._lineage import render_lineage
 from steward.cli._output import console, err_console, exit_code_for, print_json, print_table
 from steward.core import StewardError
 from steward.demo import run_demo
+from steward.registry import LineageGraph
 
 __all__ = ["app", "main"]
 
@@ -151,6 +153,10 @@ def demo(
             for g in fairness["groups"]
         ),
     )
+    lineage = next((s for s in report.steps if s["step"] == "registry.lineage"), None)
+    if lineage is not None:
+        console.print("[bold]lineage of the registered model[/]")
+        console.print(render_lineage(LineageGraph.from_dict(lineage)))
     events = next(s["events"] for s in report.steps if s["step"] == "audit.log")
     print_table(
         "audit log",
@@ -167,6 +173,10 @@ def demo(
         ),
     )
     console.print(f"home kept at {report.home}; try: steward audit verify --home {report.home}")
+    console.print(
+        f"  steward models show card-fraud --home {report.home}   "
+        f"(model card: {report.home}/model-card.html)"
+    )
 
 
 def _print_comparison(step: dict[str, Any]) -> None:

@@ -32,10 +32,10 @@ def _client(home: Path | None) -> Steward:
 
 
 def _versions_table(title: str, versions: list[ModelVersion]) -> None:
-    keys = sorted({k for v in versions for k in v.metrics})[:4]
+    keys = sorted({k for v in versions for k in v.metrics})[:3]
     print_table(
         title,
-        ["version", "stage", "aliases", "flavor", "onnx", "run", "created", *keys],
+        ["v", "stage", "aliases", "flavor", "onnx", "created", *keys],
         (
             (
                 v.version,
@@ -43,8 +43,7 @@ def _versions_table(title: str, versions: list[ModelVersion]) -> None:
                 ", ".join(v.aliases),
                 v.flavor,
                 _onnx_state(v),
-                (v.run_id or v.source.get("kind", ""))[-8:],
-                f"{v.created_at:%Y-%m-%d %H:%M}",
+                f"{v.created_at:%Y-%m-%d}",
                 *(f"{v.metrics[k]:.4g}" if k in v.metrics else "" for k in keys),
             )
             for v in versions
@@ -56,7 +55,7 @@ def _onnx_state(version: ModelVersion) -> str:
     compiled = version.compilations.get("onnx")
     if compiled is None:
         return ""
-    return "verified" if compiled.verified else "failed parity"
+    return "verified" if compiled.verified else "failed"
 
 
 @models_app.command("list")

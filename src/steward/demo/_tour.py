@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from steward.core import load_settings
 from steward.demo._checks import check_data, check_fairness
 from steward.demo._fraud import make_fraud_data
+from steward.demo._registry import register_best
 from steward.demo._training import EXPERIMENT, features, train_models
 from steward.sdk import Steward
 from steward.store import AuditLog, Database, Store, StoreSettings
@@ -75,6 +76,7 @@ def _show_tamper_detection(store: Store, report: DemoReport, say: Say) -> None:
 
 
 def _track_training(st: Steward, report: DemoReport, say: Say) -> None:
+    """Train tracked runs, check the data and fairness, then register the best model."""
     early, late = make_fraud_data()
     say(f"generated card-fraud data: {early.num_rows} rows, then {late.num_rows} drifted rows")
     trained = train_models(st, early, say=say)
@@ -88,7 +90,10 @@ def _track_training(st: Steward, report: DemoReport, say: Say) -> None:
     chosen = next(t for t in trained if t.run.id == best.id)
     holdout = early.slice(int(early.num_rows * 0.75))
     decisions = (chosen.estimator.predict_proba(features(holdout))[:, 1] >= 0.3).astype(int)
-    report.add("quality.fairness", **check_fairness(holdout, decisions, say))
+    fairness = check_fairness(holdout, decisions, say)
+    report.add("quality.fairness", **fairness)
+    out = Path(report.home)
+    report.steps.extend(register_best(st, chosen, holdout, fairness, out=out, say=say))
 
 
 def run_demo(home: Path, *, say: Say = lambda _: None) -> DemoReport:

@@ -1,6 +1,7 @@
 """The model registry: versions, safe packaging, signatures, compilation, lineage, cards."""
 
 from steward.registry._cards import EDITABLE_SECTIONS, REQUIRED_SECTIONS, ModelCard
+from steward.registry._compatibility import Compatibility, check_compatibility
 from steward.registry._compile import CompileReport
 from steward.registry._lifecycle import (
     AllowAllGate,
@@ -27,14 +28,7 @@ from steward.registry._onnx import (
 )
 from steward.registry._service import RegistryService
 from steward.registry._settings import RegistrySettings
-from steward.registry._signatures import (
-    ColumnSpec,
-    Compatibility,
-    Signature,
-    SignatureError,
-    TensorSpec,
-    check_compatibility,
-)
+from steward.registry._signatures import ColumnSpec, Signature, SignatureError, TensorSpec
 from steward.registry.flavors import (
     DEFAULT_TRUSTED_TYPES,
     Flavor,

@@ -21,7 +21,7 @@ from typing import Any
 
 from steward.core import InvalidInputError
 from steward.registry._card_render import SECTION_TITLES, render_html, render_markdown
-from steward.registry._lineage import LineageGraph
+from steward.registry._lineage import LineageGraph, build_lineage
 from steward.registry._models import ModelVersion, RegisteredModel
 from steward.tracking import DatasetVersion, Run
 
@@ -30,6 +30,7 @@ __all__ = [
     "EDITABLE_SECTIONS",
     "REQUIRED_SECTIONS",
     "SECTION_TITLES",
+    "CardSources",
     "ModelCard",
     "check_edits",
     "generate_sections",
@@ -135,16 +136,26 @@ def _lineage_summary(version: ModelVersion, run: Run | None, graph: LineageGraph
     }
 
 
+@dataclass(frozen=True, slots=True)
+class CardSources:
+    """What a card is generated from besides the model and version records.
+
+    Gathered before the unit of work that stores a revision, so the transaction
+    holds its locks only for its own statements.
+    """
+
+    run: Run | None
+    datasets: Sequence[DatasetVersion]
+    run_graph: LineageGraph | None
+    description: Mapping[str, Any]
+
+
 def generate_sections(
-    model: RegisteredModel,
-    version: ModelVersion,
-    *,
-    run: Run | None,
-    datasets: Sequence[DatasetVersion],
-    lineage: LineageGraph,
-    description: Mapping[str, Any] | None = None,
+    model: RegisteredModel, version: ModelVersion, sources: CardSources
 ) -> dict[str, Any]:
     """Compute the generated sections of a card from the records."""
+    run, datasets, description = sources.run, sources.datasets, sources.description
+    lineage = build_lineage(version, sources.run_graph)
     return {
         "overview": {
             "model": model.name,

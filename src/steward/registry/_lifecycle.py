@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from steward.core import ConflictError, InvalidInputError, Principal
+from steward.registry._compatibility import Compatibility
 from steward.registry._models import ModelVersion, RegisteredModel, Stage
-from steward.registry._signatures import Compatibility
 from steward.store import UnitOfWork
 
 __all__ = [

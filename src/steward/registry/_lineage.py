@@ -16,15 +16,15 @@ Later contexts add their own nodes (deployments, predictions) with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from steward.core import NotFoundError
+from steward.core import InvalidInputError, NotFoundError
 from steward.registry._models import ModelVersion
 from steward.tracking import Run, TrackingService
 
-__all__ = ["LineageEdge", "LineageGraph", "LineageNode", "build_lineage"]
+__all__ = ["LineageEdge", "LineageGraph", "LineageNode", "build_lineage", "run_lineage"]
 
 MAX_PARENT_DEPTH = 20
 
@@ -106,6 +106,14 @@ class LineageGraph:
             if edge.source == key:
                 yield edge, self.nodes[edge.target]
 
+    def merge(self, other: LineageGraph) -> None:
+        """Add every node and edge of ``other`` (nodes already present are kept)."""
+        for node in other.nodes.values():
+            self.add_node(node)
+        for edge in other.edges:
+            if edge not in self.edges:
+                self.edges.append(edge)
+
     def find(self, kind: str) -> list[LineageNode]:
         """Return the nodes of one kind."""
         return [n for n in self.nodes.values() if n.kind == kind]
@@ -118,6 +126,37 @@ class LineageGraph:
             "nodes": [n.as_dict() for n in self.nodes.values()],
             "edges": [e.as_dict() for e in self.edges],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LineageGraph:
+        """Rebuild a graph from :meth:`as_dict` output (e.g. one received over HTTP).
+
+        Raises:
+            InvalidInputError: the document is not a lineage graph.
+        """
+        try:
+            graph = cls(str(data["root"]))
+            for node in data["nodes"]:
+                graph.add_node(
+                    LineageNode(
+                        str(node["kind"]),
+                        str(node["id"]),
+                        str(node["label"]),
+                        dict(node.get("attributes", {})),
+                    )
+                )
+            for edge in data["edges"]:
+                graph.add_edge(
+                    str(edge["source"]),
+                    str(edge["target"]),
+                    str(edge["relation"]),
+                    **dict(edge.get("attributes", {})),
+                )
+        except (KeyError, TypeError, NotFoundError) as exc:
+            raise InvalidInputError(f"not a lineage graph: {exc}") from None
+        if graph.root not in graph.nodes:
+            raise InvalidInputError(f"lineage graph root {graph.root!r} is not among its nodes")
+        return graph
 
 
 def _run_node(run: Run) -> LineageNode:
@@ -190,12 +229,15 @@ def _add_run(graph: LineageGraph, tracking: TrackingService, run: Run) -> str:
     return key
 
 
-def _add_lineage_of_run(
-    graph: LineageGraph, tracking: TrackingService, root: str, run_id: str
-) -> None:
+def run_lineage(tracking: TrackingService, run_id: str) -> LineageGraph:
+    """Return the graph of one run: its datasets, environment, code and parent runs.
+
+    Raises:
+        NotFoundError: the run does not exist.
+    """
     run = tracking.get_run(run_id)
+    graph = LineageGraph(_run_node(run).key)
     child = _add_run(graph, tracking, run)
-    graph.add_edge(root, child, "trained_by")
     for _ in range(MAX_PARENT_DEPTH):
         if run.parent_run_id is None:
             break
@@ -203,10 +245,11 @@ def _add_lineage_of_run(
         parent = _add_run(graph, tracking, run)
         graph.add_edge(child, parent, "child_of")
         child = parent
+    return graph
 
 
-def build_lineage(version: ModelVersion, tracking: TrackingService) -> LineageGraph:
-    """Build the lineage graph of one version from the registry and tracking records."""
+def build_lineage(version: ModelVersion, run_graph: LineageGraph | None = None) -> LineageGraph:
+    """Build the lineage graph of one version around the graph of the run that trained it."""
     root = LineageNode(
         "model_version",
         version.ref,
@@ -223,8 +266,9 @@ def build_lineage(version: ModelVersion, tracking: TrackingService) -> LineageGr
     )
     graph = LineageGraph(root.key)
     graph.add_node(root)
-    if version.run_id is not None:
-        _add_lineage_of_run(graph, tracking, root.key, version.run_id)
+    if run_graph is not None:
+        graph.merge(run_graph)
+        graph.add_edge(root.key, run_graph.root, "trained_by")
     for target, compilation in version.compilations.items():
         if compilation.verified and compilation.artifact_digest:
             node = LineageNode(

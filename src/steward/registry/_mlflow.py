@@ -66,8 +66,9 @@ class MlflowModel:
         utc_time_created: when it was written (UTC), when recorded.
         signature_inputs: MLflow's input column or tensor specs, parsed from JSON.
         signature_outputs: MLflow's output specs, parsed from JSON.
-        input_example: the saved input example as a DataFrame, when one is present
-            and tabular (``dataframe`` or 2-D ``ndarray``).
+        input_example: the saved input example, when one is present: a DataFrame
+            for MLflow's ``dataframe`` examples, a 2-D numeric array for ``ndarray``
+            ones (they have no column names), else ``None``.
         source_files: every file of the directory, relative path -> SHA-256.
         raw: the MLmodel document as parsed.
         model_file: the model's file, relative to the directory.
@@ -83,7 +84,7 @@ class MlflowModel:
     utc_time_created: datetime | None
     signature_inputs: list[dict[str, Any]] | None
     signature_outputs: list[dict[str, Any]] | None
-    input_example: pd.DataFrame | None
+    input_example: pd.DataFrame | np.ndarray | None
     source_files: dict[str, str]
     raw: dict[str, Any]
     model_file: str = ""
@@ -236,7 +237,10 @@ def _pick_flavor(root: Path, raw: Mapping[str, Any], wanted: str | None) -> str:
 def _inside(root: Path, relative: str, what: str) -> Path:
     """Return ``root / relative`` if it stays inside ``root`` (symlinks resolved)."""
     candidate = Path(relative)
-    resolved = (root / candidate).resolve()
+    try:
+        resolved = (root / candidate).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise InvalidInputError(f"{what} {relative!r} cannot be resolved: {exc}") from None
     if candidate.is_absolute() or not resolved.is_relative_to(root):
         raise InvalidInputError(
             f"{what} {relative!r} points outside the model directory {root}; refusing to read it"
@@ -261,6 +265,8 @@ def _digests(root: Path) -> dict[str, str]:
         target = _inside(root, relative, "file")
         if target.is_dir():
             continue  # a symlink to a folder inside the directory: its files are listed there
+        if not target.is_file():  # a FIFO or device would block or never end
+            raise InvalidInputError(f"{relative!r} in {root} is not a regular file")
         if len(digests) >= MAX_FILES:
             raise InvalidInputError(
                 f"the MLflow model at {root} holds more than {MAX_FILES:,} files; an MLflow "
@@ -417,7 +423,7 @@ def _load_onnx(root: Path, relative: str) -> bytes:
 # -- the input example --------------------------------------------------------------------
 
 
-def _input_example(root: Path, info: object) -> pd.DataFrame | None:
+def _input_example(root: Path, info: object) -> pd.DataFrame | np.ndarray | None:
     if not isinstance(info, Mapping) or not info.get("artifact_path"):
         return None
     relative = _text(info["artifact_path"], "saved_input_example_info.artifact_path")
@@ -445,7 +451,7 @@ def _input_example(root: Path, info: object) -> pd.DataFrame | None:
         ) from None
 
 
-def _example_frame(content: Any, kind: object, orient: object) -> pd.DataFrame | None:
+def _example_frame(content: Any, kind: object, orient: object) -> pd.DataFrame | np.ndarray | None:
     import pandas as pd
 
     if kind == "dataframe":
@@ -459,5 +465,5 @@ def _example_frame(content: Any, kind: object, orient: object) -> pd.DataFrame |
         if isinstance(values, dict) and len(values) == 1:  # one named tensor
             (values,) = values.values()
         array = np.asarray(values)
-        return pd.DataFrame(array) if array.ndim == 2 else None
+        return array if array.ndim == 2 and array.dtype.kind in "iufb" else None
     return None  # json_object, sparse, multi-tensor examples: kept in the files only

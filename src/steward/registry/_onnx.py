@@ -262,6 +262,21 @@ def _check_tolerances(atol: float, rtol: float) -> None:
             raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
+def _model_frame(model: object, frame: pd.DataFrame) -> pd.DataFrame | np.ndarray:
+    """Return the model's columns of ``frame``, or its values if it was fitted on a matrix."""
+    expected = getattr(model, "feature_names_in_", None)
+    if expected is None:
+        numeric = all(default_onnx_type(frame[c]) != STRING for c in frame.columns)
+        return frame.to_numpy(dtype=np.float64, na_value=np.nan) if numeric else frame
+    missing = [str(c) for c in expected if c not in frame.columns]
+    if missing:
+        raise InvalidInputError(
+            f"sample lacks column(s) {', '.join(map(repr, missing))} that "
+            f"{type(model).__name__} was fitted on"
+        )
+    return frame[list(expected)]
+
+
 def _reference_sample(model: object, sample: object) -> pd.DataFrame | np.ndarray:
     """Return the sample as the model takes it: a DataFrame (model's columns) or a matrix."""
     import pandas as pd
@@ -271,23 +286,11 @@ def _reference_sample(model: object, sample: object) -> pd.DataFrame | np.ndarra
     if isinstance(sample, pa.Table):
         sample = sample.to_pandas()
     if isinstance(sample, pd.DataFrame):
-        frame = sample
-        expected = getattr(model, "feature_names_in_", None)
-        if expected is not None:
-            missing = [str(c) for c in expected if c not in frame.columns]
-            if missing:
-                raise InvalidInputError(
-                    f"sample lacks column(s) {', '.join(map(repr, missing))} that "
-                    f"{type(model).__name__} was fitted on"
-                )
-            frame = frame[list(expected)]
-        if len(frame) == 0 or frame.shape[1] == 0:
-            raise InvalidInputError(f"sample is empty ({frame.shape}); pass held-out rows")
-        return frame
-    matrix = as_matrix(sample)
+        sample = _model_frame(model, sample)
+    matrix = sample if isinstance(sample, pd.DataFrame) else as_matrix(sample)
     if matrix.shape[0] == 0 or matrix.shape[1] == 0:
         raise InvalidInputError(f"sample is empty ({matrix.shape}); pass held-out rows")
-    if matrix.dtype.kind not in "iufb":
+    if isinstance(matrix, np.ndarray) and matrix.dtype.kind not in "iufb":
         raise InvalidInputError(
             f"a sample matrix must be numeric, got dtype {matrix.dtype}; pass a DataFrame "
             "with named columns for string features"

@@ -48,20 +48,52 @@ _NUMPY_TYPES: dict[str, type[np.generic]] = {
 }
 
 
-def _columns_of(data: object) -> dict[str, Any] | None:
-    """Return ``{column: 1-D values}`` for tabular data, ``None`` for a matrix."""
-    if isinstance(data, pa.RecordBatch):
-        data = pa.Table.from_batches([data])
-    if isinstance(data, pa.Table):
-        return {
-            name: data.column(name).to_numpy(zero_copy_only=False) for name in data.column_names
-        }
-    if hasattr(data, "columns") and hasattr(data, "iloc"):  # a pandas DataFrame
-        frame: Any = data
-        return {str(name): frame[name] for name in frame.columns}
-    if isinstance(data, Mapping):
-        return {str(name): values for name, values in data.items()}
-    return None
+class _Columns:
+    """Named 1-D columns of tabular data, read lazily: only the columns a graph needs.
+
+    Serving calls this per request, so a DataFrame is never split into all of its
+    columns to feed one matrix input (``DataFrame.to_numpy`` does that in one step).
+    """
+
+    def __init__(self, data: Any, names: list[str], keys: Sequence[Any]) -> None:
+        self.data = data
+        self.names = names
+        self._keys = dict(zip(names, keys, strict=True))
+
+    @classmethod
+    def of(cls, data: object) -> _Columns | None:
+        """Wrap a DataFrame, an Arrow table or batch, or a mapping; ``None`` for a matrix."""
+        if isinstance(data, pa.RecordBatch):
+            data = pa.Table.from_batches([data])
+        if isinstance(data, pa.Table):
+            return cls(data, list(data.column_names), data.column_names)
+        if hasattr(data, "columns") and hasattr(data, "iloc"):  # a pandas DataFrame
+            frame: Any = data
+            keys = list(frame.columns)
+            return cls(frame, [str(k) for k in keys], keys)
+        if isinstance(data, Mapping):
+            return cls(data, [str(k) for k in data], list(data))
+        return None
+
+    def column(self, name: str) -> Any:
+        """Return one column's values (a Series, an array or a sequence)."""
+        key = self._keys[name]
+        if isinstance(self.data, pa.Table):
+            return self.data.column(key).to_numpy(zero_copy_only=False)
+        return self.data[key]
+
+    def matrix(self, onnx_type: str) -> np.ndarray:
+        """Return every column side by side, as ``onnx_type``."""
+        target = _NUMPY_TYPES.get(onnx_type, np.float32)
+        if hasattr(self.data, "iloc"):
+            try:
+                if np.dtype(target).kind == "f":
+                    return np.asarray(self.data.to_numpy(dtype=target, na_value=np.nan))
+                return np.asarray(self.data.to_numpy()).astype(target)
+            except (ValueError, TypeError) as exc:
+                raise InvalidInputError(f"every column must be numeric: {exc}") from None
+        columns = [_cast(name, self.column(name), DOUBLE) for name in self.names]
+        return np.column_stack(columns).astype(target) if columns else np.empty((0, 0), target)
 
 
 def as_matrix(data: object) -> np.ndarray:
@@ -147,25 +179,26 @@ def onnx_inputs(
             input's type, or a matrix is not 2-D.
     """
     types = dict(input_types or {})
-    columns = _columns_of(data)
-    if columns is not None and all(name in columns for name in input_names):
-        return {
-            name: _cast(name, columns[name], types.get(name) or default_onnx_type(columns[name]))
-            for name in input_names
-        }
+    columns = _Columns.of(data)
+    if columns is not None and all(name in columns.names for name in input_names):
+        feeds = {}
+        for name in input_names:
+            values = columns.column(name)
+            feeds[name] = _cast(name, values, types.get(name) or default_onnx_type(values))
+        return feeds
     if len(input_names) != 1:
-        have = ", ".join(repr(c) for c in columns) if columns is not None else "a plain matrix"
-        missing = [n for n in input_names if columns is None or n not in columns]
+        have = ", ".join(map(repr, columns.names)) if columns is not None else "a plain matrix"
+        missing = [n for n in input_names if columns is None or n not in columns.names]
         raise InvalidInputError(
             f"input is missing column(s) {', '.join(repr(n) for n in missing)} the model "
             f"needs; got {have}"
         )
     (name,) = input_names
+    onnx_type = types.get(name, FLOAT)
     if columns is not None:
-        data = np.column_stack([_cast(c, values, DOUBLE) for c, values in columns.items()])
+        return {name: columns.matrix(onnx_type)}
     matrix = as_matrix(data)
-    target = _NUMPY_TYPES.get(types.get(name, FLOAT), np.float32)
     try:
-        return {name: matrix.astype(target, copy=False)}
+        return {name: matrix.astype(_NUMPY_TYPES.get(onnx_type, np.float32), copy=False)}
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(f"input must be numeric: {exc}") from None

@@ -81,13 +81,21 @@ def save_model(artifacts: ArtifactStore, flavor: Flavor, model: object) -> Store
     return StoredModel(stored.digest, size, flavor.name, metadata, described)
 
 
+def _verified(artifacts: ArtifactStore, digest: str, *, what: str) -> bytes:
+    """Return an artifact's bytes once they match ``digest``; name the version otherwise."""
+    try:
+        return artifacts.get(digest)
+    except IntegrityError as exc:  # keeps the class (EncryptionKeyError stays one)
+        raise type(exc)(f"{what}: {exc}; nothing was loaded") from exc
+
+
 def read_manifest(artifacts: ArtifactStore, digest: str, *, what: str) -> dict[str, Any]:
     """Fetch and check a manifest (its bytes are verified against ``digest``).
 
     Raises:
         IntegrityError: the bytes do not match, or are not a manifest.
     """
-    data = artifacts.get(digest)
+    data = _verified(artifacts, digest, what=what)
     try:
         manifest = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -127,7 +135,7 @@ def load_model(
         for name, info in manifest["files"].items():
             target = root / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(artifacts.get(str(info["digest"])))
+            target.write_bytes(_verified(artifacts, str(info["digest"]), what=what))
         return flavor.load(root, manifest["metadata"]), manifest
 
 

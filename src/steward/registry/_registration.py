@@ -17,14 +17,22 @@ from steward.core import (
     new_id,
 )
 from steward.registry._loaded import model_input
-from steward.registry._models import DecisionMode, Stage
+from steward.registry._models import DecisionMode, ModelRef, Stage
 from steward.registry._packaging import StoredModel, save_model, store_example
 from steward.registry._signatures import InputFormat, Signature
-from steward.registry._tables import registered_models
+from steward.registry._tables import model_versions, registered_models
 from steward.registry.flavors import Flavor, detect_flavor
 from steward.store import ArtifactStore, UnitOfWork
+from steward.tracking import Run
 
-__all__ = ["PreparedVersion", "ensure_model", "infer_signature", "lock_model", "prepare_version"]
+__all__ = [
+    "PreparedVersion",
+    "ensure_model",
+    "infer_signature",
+    "insert_version",
+    "lock_model",
+    "prepare_version",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,41 +192,55 @@ def lock_model(uow: UnitOfWork, model_id: str, *, next_version: bool = False) ->
     return number
 
 
-def version_row(
+def insert_version(
+    uow: UnitOfWork,
     *,
+    ref: ModelRef,
     model_id: str,
-    number: int,
-    run_id: str | None,
+    run: Run | None,
     source: Mapping[str, Any],
     prepared: PreparedVersion,
-    metrics: Mapping[str, float],
     description: str,
     tags: Mapping[str, str],
     unsafe: bool,
-    actor: str,
-    now: Any,
-) -> dict[str, Any]:
-    """Return the ``model_versions`` row of a new version."""
+) -> str:
+    """Insert a new version's row (the run's metrics as its snapshot), audit it, return its id."""
     signature = prepared.signature
-    return {
+    now = uow.clock.now()
+    row = {
         "id": new_id(),
         "model_id": model_id,
-        "version": number,
-        "run_id": run_id,
+        "version": ref.version,
+        "run_id": run.id if run else None,
         "source": canonical_json(dict(source)),
         "flavor": prepared.flavor.name,
         "artifact_digest": prepared.stored.digest,
         "artifact_size": prepared.stored.size,
         "example_digest": prepared.example_digest,
         "signature": canonical_json(signature.to_dict()) if signature else None,
-        "metrics": canonical_json(dict(metrics)),
+        "metrics": canonical_json(dict(run.metrics) if run else {}),
         "description": description,
         "tags": canonical_json(dict(tags)),
         "unsafe": unsafe,
         "stage": Stage.REGISTERED.value,
         "stage_reason": None,
         "successor_version": None,
-        "created_by": actor,
+        "created_by": uow.actor,
         "created_at": now,
         "stage_changed_at": now,
     }
+    uow.conn.execute(model_versions.insert(), row)
+    uow.audit(
+        "model.version.register",
+        "model_version",
+        str(ref),
+        {
+            "flavor": prepared.flavor.name,
+            "artifact_digest": prepared.stored.digest,
+            "run_id": row["run_id"],
+            "source": dict(source),
+            "signature": signature.fingerprint if signature else None,
+            "unsafe": unsafe,
+        },
+    )
+    return str(row["id"])

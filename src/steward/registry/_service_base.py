@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from steward.core import ConfigurationError, ConflictError, canonical_json
-from steward.registry._cards import ModelCard, generate_sections
+from steward.registry._cards import CardSources, ModelCard, generate_sections
 from steward.registry._compile import DEFAULT_ATOL, compile_model, store_compilation
 from steward.registry._lifecycle import AllowAllGate, TransitionGate
-from steward.registry._lineage import build_lineage
+from steward.registry._lineage import LineageGraph, build_lineage, run_lineage
 from steward.registry._models import ModelRef, ModelVersion, RegisteredModel
 from steward.registry._packaging import load_model, read_manifest
 from steward.registry._queries import (
@@ -22,7 +22,7 @@ from steward.registry._queries import (
     resolve_version_row,
     to_model,
 )
-from steward.registry._registration import ensure_model, lock_model, prepare_version, version_row
+from steward.registry._registration import ensure_model, insert_version, lock_model, prepare_version
 from steward.registry._settings import RegistrySettings
 from steward.registry._tables import model_cards, model_versions
 from steward.registry.flavors import Flavor, builtin_flavors
@@ -102,6 +102,7 @@ class ServiceBase:
             profile=profile,
             example_rows=self.settings.example_rows,
         )
+        sources = self._card_sources(run.id if run else None, description=prepared.stored.described)
         compiled = None
         if compile == "onnx":
             compiled = compile_model(
@@ -117,39 +118,24 @@ class ServiceBase:
         with self.store.unit_of_work() as uow:
             row, _ = ensure_model(uow, name)
             number = lock_model(uow, row.id, next_version=True)
-            values = version_row(
+            version_id = insert_version(
+                uow,
+                ref=ModelRef(name, version=number),
                 model_id=row.id,
-                number=number,
-                run_id=run.id if run else None,
+                run=run,
                 source=source,
                 prepared=prepared,
-                metrics=run.metrics if run else {},
                 description=description or "",
                 tags=tags,
                 unsafe=unsafe and prepared.flavor.unsafe,
-                actor=uow.actor,
-                now=uow.clock.now(),
             )
-            uow.conn.execute(model_versions.insert(), values)
-            uow.audit(
-                "model.version.register",
-                "model_version",
-                f"{name}:{number}",
-                {
-                    "flavor": prepared.flavor.name,
-                    "artifact_digest": prepared.stored.digest,
-                    "run_id": values["run_id"],
-                    "source": source,
-                    "signature": prepared.signature.fingerprint if prepared.signature else None,
-                    "unsafe": values["unsafe"],
-                },
-            )
-            version = self._version_by_id(uow.conn, values["id"], name)
+            version = self._version_by_id(uow.conn, version_id, name)
             if compiled is not None:
                 store_compilation(uow, version, compiled)
-                version = self._version_by_id(uow.conn, values["id"], name)
+                version = self._version_by_id(uow.conn, version_id, name)
             model_record = self._model(uow.conn, model_row(uow.conn, name))
-            self._insert_card(uow, version, self._card(model_record, version), {}, revision=1)
+            sections = generate_sections(model_record, version, sources)
+            self._insert_card(uow, version, sections, {}, revision=1)
         return version
 
     def _train_profile(self, run: Run | None) -> dict[str, Any] | None:
@@ -167,9 +153,10 @@ class ServiceBase:
     def _load_native(self, version: ModelVersion) -> object:
         """Load what was registered (every byte verified), for the service's own use."""
         flavor = self._flavor_of(version)
-        return load_model(self.store.artifacts, version.artifact_digest, flavor, what=version.ref)[
-            0
-        ]
+        model, _ = load_model(
+            self.store.artifacts, version.artifact_digest, flavor, what=version.ref
+        )
+        return model
 
     def _flavor_of(self, version: ModelVersion) -> Flavor:
         flavor = self.flavors.get(version.flavor)
@@ -187,19 +174,25 @@ class ServiceBase:
                 f"loadable for audit but cannot be {action}"
             )
 
-    def _card(self, model: RegisteredModel, version: ModelVersion) -> dict[str, Any]:
-        """Generate a card's sections from the committed records and the version given."""
-        run = self.tracking.get_run(version.run_id) if version.run_id else None
-        datasets = self.tracking.run_datasets(version.run_id) if version.run_id else []
-        manifest = read_manifest(self.store.artifacts, version.artifact_digest, what=version.ref)
-        return generate_sections(
-            model,
-            version,
-            run=run,
-            datasets=datasets,
-            lineage=build_lineage(version, self.tracking),
-            description=manifest.get("model") or {},
+    def _card_sources(
+        self, run_id: str | None, *, description: dict[str, Any] | None = None, digest: str = ""
+    ) -> CardSources:
+        """Read what a card needs from tracking and the manifest (outside any transaction)."""
+        if description is None:
+            manifest = read_manifest(self.store.artifacts, digest, what=f"manifest {digest}")
+            description = dict(manifest.get("model") or {})
+        if run_id is None:
+            return CardSources(None, [], None, description)
+        return CardSources(
+            self.tracking.get_run(run_id),
+            self.tracking.run_datasets(run_id),
+            run_lineage(self.tracking, run_id),
+            description,
         )
+
+    def _lineage(self, version: ModelVersion) -> LineageGraph:
+        run_graph = run_lineage(self.tracking, version.run_id) if version.run_id else None
+        return build_lineage(version, run_graph)
 
     def _insert_card(
         self,

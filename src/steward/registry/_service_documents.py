@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from steward.core import InvalidInputError, NotFoundError
-from steward.registry._cards import ModelCard, check_edits
+from steward.registry._cards import ModelCard, check_edits, generate_sections
 from steward.registry._compile import DEFAULT_ATOL, CompileReport, compile_model, store_compilation
-from steward.registry._lineage import LineageGraph, build_lineage
+from steward.registry._lineage import LineageGraph
 from steward.registry._mlflow import MlflowModel, read_mlflow_model
 from steward.registry._models import ModelRef, ModelVersion, check_model_name
 from steward.registry._packaging import load_example
@@ -70,7 +70,7 @@ class DocumentsMixin(ServiceBase):
         Raises:
             NotFoundError: the reference points nowhere.
         """
-        return build_lineage(self.get_version(ref), self.tracking)
+        return self._lineage(self.get_version(ref))
 
     def used_by_dataset(self, digest: str) -> list[ModelVersion]:
         """Return the versions trained by runs that logged a dataset with this digest."""
@@ -135,8 +135,10 @@ class DocumentsMixin(ServiceBase):
         edits = check_edits(sections or {})
         parsed = ModelRef.parse(ref)
         self._authorize("models:write", parsed.name)
+        before = self.get_version(parsed)
+        sources = self._card_sources(before.run_id, digest=before.artifact_digest)
         with self.store.unit_of_work() as uow:
-            model, version = self._resolve(uow.conn, parsed)
+            model, version = self._resolve(uow.conn, ModelRef(before.model, version=before.version))
             lock_model(uow, model.id)
             rows = self._card_rows(uow.conn, version)
             editable = dict(self._to_card(version, rows[-1]).editable) if rows else {}
@@ -144,9 +146,8 @@ class DocumentsMixin(ServiceBase):
             editable = {k: v for k, v in editable.items() if v}
             record = self._model(uow.conn, model)
             revision = (rows[-1].revision if rows else 0) + 1
-            card = self._insert_card(
-                uow, version, self._card(record, version), editable, revision=revision
-            )
+            sections = generate_sections(record, version, sources)
+            card = self._insert_card(uow, version, sections, editable, revision=revision)
             uow.audit(
                 "model.card.update",
                 "model_version",

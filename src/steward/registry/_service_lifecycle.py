@@ -16,6 +16,7 @@ from steward.core import (
     PermissionDeniedError,
     canonical_json,
 )
+from steward.registry._compatibility import check_compatibility
 from steward.registry._lifecycle import TransitionRequest, check_transition, parse_stage
 from steward.registry._models import (
     ModelRef,
@@ -28,7 +29,6 @@ from steward.registry._models import (
 from steward.registry._queries import load_versions, resolve_version_row
 from steward.registry._registration import lock_model
 from steward.registry._service_base import ServiceBase
-from steward.registry._signatures import check_compatibility
 from steward.registry._tables import model_aliases, model_transitions, model_versions
 from steward.store import UnitOfWork
 
