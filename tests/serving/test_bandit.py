@@ -11,6 +11,8 @@ import pytest
 from steward.core import BackendUnavailableError, InvalidInputError, NotFoundError
 from steward.serving._bandit import BanditPolicy, EpsilonGreedy, ThompsonSampling
 from steward.serving._bandit_store import ArmStats, InMemoryBanditStateStore
+from steward.serving._routing import Router
+from steward.serving._routing_spec import RoutingSpec, Variant
 
 ARMS = ("a", "b", "c")
 RATES = {"a": 0.04, "b": 0.06, "c": 0.10}
@@ -232,3 +234,25 @@ def test_thompson_describe_has_posterior_means() -> None:
     assert summary["policy"] == "ThompsonSampling" and summary["floor"] == 0.1
     assert summary["arms"]["a"]["posterior_mean"] == pytest.approx(2 / 3)
     assert summary["arms"]["b"]["posterior_mean"] == pytest.approx(1 / 2)
+
+
+def test_router_with_thompson_bandit_moves_traffic_to_the_better_variant() -> None:
+    spec = RoutingSpec(
+        variants=(Variant("a", "fraud/7"), Variant("b", "fraud/8"), Variant("s", "x/1", "shadow")),
+        strategy="bandit",
+    )
+    arms = [v.name for v in spec.primaries]
+    policy = ThompsonSampling(arms, bandit_id="fraud:r4", floor=0.02, rng=random.Random(9))
+    router = Router(spec, bandit=policy)
+    world = random.Random(10)
+    served = []
+    for i in range(4_000):
+        route = router.route(request_id=f"req-{i}")
+        assert [v.name for v in route.shadows] == ["s"]
+        served.append(route.variant.name)
+        # Feedback arrives later, by request id, as /v1/feedback would deliver it.
+        if i >= 10:
+            rid = f"req-{i - 10}"
+            rate = 0.15 if served[i - 10] == "b" else 0.05
+            assert policy.reward(rid, int(world.random() < rate)) == served[i - 10]
+    assert Counter(served[-1_000:])["b"] > 800

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from steward.core import ConflictError, InvalidInputError, canonical_json
 from steward.serving._canary import CanaryAnalysis, Decision
 from steward.serving._canary_plan import CanaryPlan, CanaryState
+from steward.serving._routing import Router
+from steward.serving._routing_spec import RoutingSpec, Variant
 from steward.serving._windows import WindowStats
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -294,3 +296,53 @@ def test_canary_plan_round_trips_and_rejects_unknown_keys() -> None:
         CanaryPlan.from_dict({"stpes": [5, 100]})
     with pytest.raises(InvalidInputError, match="list of numbers"):
         CanaryPlan.from_dict({"steps": "5,100"})
+
+
+def _drive_canary(error_rate: float, seed: int) -> tuple[list[float], list[str]]:
+    """Route simulated traffic through a Router whose canary share follows the analysis."""
+    spec = RoutingSpec(
+        variants=(Variant("stable", "fraud/7"), Variant("cand", "fraud/8", weight=0)),
+        strategy="canary",
+        canary="cand",
+    )
+    plan = CanaryPlan(min_requests=100, min_step_seconds=60, max_error_rate_delta=0.02)
+    router = Router(spec, rng=random.Random(seed))
+    analysis = CanaryAnalysis(plan)
+    world = np.random.default_rng(seed)
+    state = CanaryState.start(plan, T0)
+    router.set_canary_share(state.share / 100)
+    windows = {"stable": WindowStats(), "cand": WindowStats()}
+    shares, kinds = [router.canary_share or 0.0], []
+    now = T0
+    for _ in range(200):
+        for _ in range(500):
+            name = router.route().variant.name
+            failed = name == "cand" and world.random() < error_rate
+            windows[name].record(
+                float(world.uniform(4, 6)), error=failed, prediction=float(world.beta(2, 5))
+            )
+        now += timedelta(seconds=30)
+        decision = analysis.evaluate(state, windows["cand"], windows["stable"], now)
+        kinds.append(decision.kind)
+        state = decision.state
+        router.set_canary_share(decision.next_share / 100)
+        shares.append(router.canary_share or 0.0)
+        if decision.resets_window:
+            windows = {"stable": WindowStats(), "cand": WindowStats()}
+        if state.status != "running":
+            break
+    return shares, kinds
+
+
+def test_canary_with_router_healthy_candidate_takes_all_traffic() -> None:
+    shares, kinds = _drive_canary(error_rate=0.0, seed=3)
+    assert kinds[-1] == "complete"
+    assert sorted(set(shares)) == pytest.approx([0.05, 0.10, 0.25, 0.50, 1.0])
+    assert "rollback" not in kinds
+
+
+def test_canary_with_router_failing_candidate_is_rolled_back() -> None:
+    shares, kinds = _drive_canary(error_rate=0.2, seed=4)
+    assert kinds[-1] == "rollback"
+    assert shares[-1] == 0.0
+    assert max(shares) <= 0.10  # caught at an early step

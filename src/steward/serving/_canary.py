@@ -97,7 +97,8 @@ class Decision:
         decided_at: the time passed to the analysis.
         step_index: the step that was analysed.
         share: the canary's share (percent) during that step.
-        next_share: the canary's share after the decision (0 on rollback).
+        next_share: the canary's share (percent) after the decision (0 on rollback);
+            the router takes a fraction: ``router.set_canary_share(next_share / 100)``.
         state: the canary's state after the decision.
         metrics: the measured numbers.
         checks: each criterion with its value, limit and verdict.

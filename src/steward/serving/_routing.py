@@ -164,6 +164,8 @@ class Router:
     def set_canary_share(self, share: float) -> None:
         """Give the canary ``share`` of the traffic (a fraction in [0, 1]); the baseline the rest.
 
+        Canary plans and decisions speak in percent: pass ``decision.next_share / 100``.
+
         The canary's bucket sits at the bottom of the unit interval, so as its
         share grows the users already on the canary stay there.
 

@@ -210,3 +210,20 @@ def test_compacted_rows_keep_every_column(open_log: Callable[..., PredictionLog]
     assert json.loads(row["inputs"]) == record.inputs
     assert json.loads(row["features"]) == record.features
     assert count(log) == 1
+
+
+def test_verify_names_parts_whose_segment_and_manifest_are_both_gone(
+    open_log: Callable[..., PredictionLog], monkeypatch: pytest.MonkeyPatch, log_dir: Path
+) -> None:
+    log = open_log()
+    _fill(log)
+    with monkeypatch.context() as patch:
+        _crash_before_manifest(patch)
+        with pytest.raises(Crash):
+            log.compact()
+    assert log.archive.verify().ok  # parts without a manifest, but their segment is there
+    for segment in log_dir.glob("*.seg"):
+        segment.unlink()  # an operator deletes the segment by hand
+    report = log.archive.verify()
+    assert len(report.problems) == 5
+    assert all("neither a manifest nor its segment" in p for p in report.problems)

@@ -163,6 +163,26 @@ def test_async_append_async_returns_at_once(open_log: Callable[..., PredictionLo
     assert count(log) == 1
 
 
+def test_one_log_serves_durable_and_async_records(
+    open_log: Callable[..., PredictionLog], gate: SyncGate, log_dir: Path
+) -> None:
+    gate.open.set()
+    log = open_log(mode="async", flush_interval=60)
+    log.append(prediction(1), durable=True)  # a production deployment's request
+    assert _open_records(log_dir) == ["req-000001"]
+    asyncio.run(log.append_async(prediction(2), durable=True))
+    assert _open_records(log_dir) == ["req-000001", "req-000002"]
+
+    durable = open_log(worker_id="d", directory=log_dir / "other")
+    durable.append(prediction(3))
+    gate.open.clear()
+    durable.append(prediction(4), durable=False)  # returns although the sync cannot finish
+    asyncio.run(durable.append_async(prediction(5), durable=False))
+    gate.open.set()
+    durable.flush()
+    assert request_ids(durable) == ["req-000003", "req-000004", "req-000005"]
+
+
 def test_segments_rotate_by_size(open_log: Callable[..., PredictionLog], log_dir: Path) -> None:
     log = open_log(segment_max_bytes=2_000)
     for i in range(60):

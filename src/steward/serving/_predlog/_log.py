@@ -167,11 +167,17 @@ class PredictionLog:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def append(self, record: object) -> None:
-        """Log one record; in durable mode, return once it is on disk.
+    def append(self, record: object, *, durable: bool | None = None) -> None:
+        """Log one record; when durable, return once it is on disk.
 
         Thread-safe. Encoding and checks run in the calling thread, so a bad record
         fails here and never reaches the segment.
+
+        Args:
+            record: a :class:`PredictionRecord` or :class:`FeedbackRecord`.
+            durable: override the log's mode for this record, e.g. durable for a
+                production deployment's requests in a log whose default is async
+                (one log per process serves deployments of both kinds).
 
         Raises:
             InvalidInputError: the record is malformed; the message names the field.
@@ -180,13 +186,15 @@ class PredictionLog:
             PredictionLogClosedError: the log is closed.
         """
         frame = encode_frame(encode_record(record, max_bytes=self._max_record_bytes))
-        batch = self._writer.submit(frame)
+        batch = self._writer.submit(frame, durable=durable)
         if batch is not None:
             batch.done.wait()
             batch.raise_error()
 
-    async def append_async(self, record: object) -> None:
+    async def append_async(self, record: object, *, durable: bool | None = None) -> None:
         """Log one record from asyncio code: awaits the group commit without blocking the loop.
+
+        ``durable`` overrides the log's mode for this record, as in :meth:`append`.
 
         Raises:
             The same errors as :meth:`append`.
@@ -194,7 +202,7 @@ class PredictionLog:
         frame = encode_frame(encode_record(record, max_bytes=self._max_record_bytes))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        if self._writer.submit(frame, (loop, future)) is not None:
+        if self._writer.submit(frame, (loop, future), durable=durable) is not None:
             await future
 
     def flush(self) -> None:

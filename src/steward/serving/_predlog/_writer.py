@@ -205,8 +205,13 @@ class GroupCommitWriter:
         self,
         frame: bytes,
         future: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None,
+        *,
+        durable: bool | None = None,
     ) -> Batch | None:
         """Queue ``frame``; return the batch to wait on, or ``None`` when nobody need wait.
+
+        ``durable`` overrides the writer's mode for this frame: ``True`` waits for the
+        sync (and makes the writer flush now), ``False`` does not wait.
 
         Raises:
             PredictionLogClosedError: the writer was closed.
@@ -220,7 +225,9 @@ class GroupCommitWriter:
             batch.frames.append(frame)
             batch.nbytes += len(frame)
             inflight = self._inflight.nbytes if self._inflight is not None else 0
-            wait = self.durable or batch.nbytes + inflight > self._max_buffer
+            wait = (self.durable if durable is None else durable) or (
+                batch.nbytes + inflight > self._max_buffer
+            )
             if wait:
                 batch.waiters += 1
                 if future is not None:
