@@ -293,3 +293,19 @@ def test_approvers_from_tokens_and_per_model_role_bindings(
         assert mia.promotions.approve(request.id).tally.missing["model-risk"] == 0
     with as_token("carl") as carl:
         assert carl.promotions.approve(request.id).status == "executed"
+
+
+def test_refused_decisions_are_audited(governed: Steward) -> None:
+    ref = _train(governed, 0.9)
+    request = governed.promotions.request(ref, "production", reason="r")
+    with pytest.raises(PermissionDeniedError):
+        _as(governed, "dana", "model-risk").approve(request.id)
+    refused = [
+        e
+        for e in governed.store.audit.list_events(action="promotion.approve.refused")
+        if e.object_id == request.id
+    ]
+    assert len(refused) == 1
+    assert refused[0].actor == "dana"
+    assert "separation of duties" in refused[0].details["error"]
+    assert governed.promotions.get(request.id).decisions == ()

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from steward.core import load_settings
 from steward.demo._checks import check_data, check_fairness
-from steward.demo._fraud import make_fraud_data
+from steward.demo._fraud import FEATURES, make_fraud_data
+from steward.demo._governance import approver_client, govern_challenger
 from steward.demo._registry import register_best
 from steward.demo._training import EXPERIMENT, features, train_models
 from steward.sdk import Steward
@@ -94,6 +95,12 @@ def _track_training(st: Steward, report: DemoReport, say: Say) -> None:
     report.add("quality.fairness", **fairness)
     out = Path(report.home)
     report.steps.extend(register_best(st, chosen, holdout, fairness, out=out, say=say))
+    ranked = st.tracking.search_runs(EXPERIMENT, order_by=["metrics.holdout_auc DESC"]).items
+    challenger = next(t for t in trained if t.run.id == ranked[1].id)
+    sample = holdout.select(FEATURES).slice(0, 500)
+    report.steps.extend(
+        govern_challenger(st, challenger, sample, out=out, connect_as=approver_client(out), say=say)
+    )
 
 
 def run_demo(home: Path, *, say: Say = lambda _: None) -> DemoReport:

@@ -483,6 +483,22 @@ class PromotionService:
         roles = sorted(set(self._roles_of(principal, f"model:{current.model}")))
         with self.store.unit_of_work() as uow:  # expiry lands even if this decision fails
             self._expire(uow)
+        try:
+            self._record_decision(request_id, decision, comment, principal, roles)
+        except (PermissionDeniedError, ConflictError) as exc:
+            with self.store.unit_of_work() as uow:  # the refusal stays in the record
+                uow.audit(
+                    f"promotion.{decision}.refused",
+                    "promotion_request",
+                    request_id,
+                    {"roles": roles, "error": str(exc)[:500]},
+                )
+            raise
+        return self._advance(request_id)
+
+    def _record_decision(
+        self, request_id: str, decision: str, comment: str, principal: Principal, roles: list[str]
+    ) -> None:
         with self.store.unit_of_work() as uow:
             row = _request_row(uow.conn, request_id)
             if row.status != "pending":
@@ -538,7 +554,6 @@ class PromotionService:
                 request_id,
                 {"ref": f"{row.model}:{row.version}", "roles": roles, "comment": comment},
             )
-        return self._advance(request_id)
 
     def _advance(self, request_id: str) -> PromotionRequest:
         """Execute a pending request whose approvals are complete."""
