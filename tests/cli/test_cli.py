@@ -163,3 +163,12 @@ def test_cli_demo_json_reports_audit_steps(
     card = steps["registry.card"]
     assert card["completeness"] == 1.0
     assert "<h1>Model card: card-fraud:1</h1>" in Path(card["html"]).read_text(encoding="utf-8")
+    assert steps["governance.request"]["status"] == "checks_failed"
+    assert "card_completeness" in {
+        c["kind"] for c in steps["governance.request"]["checks"] if not c["passed"]
+    }
+    approved = steps["governance.approve"]
+    assert approved["status"] == "executed"
+    assert "separation of duties" in approved["refusal"]
+    assert {d["approver"] for d in approved["decisions"]} == {"maya", "colin"}
+    assert approved["policy_version"] == 1
