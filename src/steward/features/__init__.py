@@ -1,0 +1,63 @@
+"""Feature store: definitions, point-in-time retrieval, window aggregates, online serving.
+
+Definitions are plain Python objects registered with ``steward features apply``;
+training sets are built point-in-time correct with DuckDB ASOF joins over
+Parquet; the same definitions are materialized into an online store.
+
+Example:
+    >>> from datetime import timedelta
+    >>> from steward.features import Entity, Feature, FeatureView, FileSource
+    >>> view = FeatureView(
+    ...     "customer_profile",
+    ...     entities=Entity("customer", ["customer_id"]),
+    ...     source=FileSource("profiles", "profiles/*.parquet", timestamp_field="ts"),
+    ...     features=[Feature("age", "int64"), Feature("email", "string", pii=True)],
+    ...     ttl=timedelta(days=30),
+    ... )
+    >>> view.feature_names
+    ('age', 'email')
+"""
+
+from steward.features._definitions import (
+    Aggregation,
+    Definitions,
+    Entity,
+    Feature,
+    FeatureRef,
+    FeatureService,
+    FeatureView,
+    FileSource,
+    QuerySource,
+    Source,
+    window_label,
+)
+from steward.features._errors import (
+    EntityFrameError,
+    FeatureDefinitionError,
+    FeatureStoreError,
+    SourceSchemaError,
+    UnknownFeatureError,
+)
+from steward.features._loader import load_definitions
+from steward.features._settings import FeatureSettings
+
+__all__ = [
+    "Aggregation",
+    "Definitions",
+    "Entity",
+    "EntityFrameError",
+    "Feature",
+    "FeatureDefinitionError",
+    "FeatureRef",
+    "FeatureService",
+    "FeatureSettings",
+    "FeatureStoreError",
+    "FeatureView",
+    "FileSource",
+    "QuerySource",
+    "Source",
+    "SourceSchemaError",
+    "UnknownFeatureError",
+    "load_definitions",
+    "window_label",
+]
