@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.features.online._backends import REDIS_URL, open_store, redis_unavailable
 
 from steward.core import BackendUnavailableError, ConfigurationError
 from steward.features._online import (
+    OnlineRow,
     RedisOnlineStore,
     SqliteOnlineStore,
     open_online_store,
@@ -68,8 +71,6 @@ def test_unreachable_redis_is_backend_unavailable() -> None:
 
 @pytest.mark.redis
 def test_redis_prefix_comes_from_the_url() -> None:
-    from tests.features.online._backends import REDIS_URL, redis_unavailable
-
     try:
         store = open_online_store(f"{REDIS_URL}?prefix=team_a:")
     except BackendUnavailableError as exc:
@@ -78,3 +79,14 @@ def test_redis_prefix_comes_from_the_url() -> None:
         assert isinstance(store, RedisOnlineStore) and store.prefix == "team_a:"
     finally:
         store.close()
+
+
+@pytest.mark.redis
+def test_redis_reloads_its_script_when_the_server_lost_it(tmp_path: Path) -> None:
+    with open_store("redis", tmp_path) as store:
+        assert isinstance(store, RedisOnlineStore)
+        store._write_sha = "0" * 40  # as after a server restart or SCRIPT FLUSH
+        at = datetime(2024, 1, 1, tzinfo=UTC)
+        assert store.write("v", [OnlineRow(("k",), {"x": 1}, at)]) == 1
+        (record,) = store.read("v", [("k",)], ["x"])
+        assert record is not None and record.values == {"x": 1}

@@ -46,7 +46,6 @@ from steward.features._online._types import Kind, OnlineRecord, OnlineRow
 __all__ = ["RedisOnlineStore"]
 
 _CHUNK = 1_000  # rows per script call
-_CALLS_PER_ROUND_TRIP = 20  # script calls sent in one pipeline
 _REFRESH_SECONDS = 1.0
 _FIELDS = ("t", "c", "v")
 
@@ -76,6 +75,7 @@ end
 return out
 """
 
+_CRLF = "(chr(13) || chr(10))"
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
@@ -124,12 +124,13 @@ class RedisOnlineStore:
                 f"STEWARD_ONLINE_STORE_URL={self.url!r} is not a Redis URL ({exc}); "
                 "write redis://host:6379/0"
             ) from None
-        self._write_script = self._client.register_script(_WRITE)
+        self._response_error: type[BaseException] = redis.ResponseError
+        self._no_script: type[BaseException] = redis.exceptions.NoScriptError
         self._read_script = self._client.register_script(_READ)
         self._schemas: dict[str, _Schema] = {}
         self._json = duckdb.connect()
         self._json_lock = threading.Lock()
-        self._call("reach", lambda: self._client.ping())
+        self._write_sha: str = self._call("reach", lambda: self._client.script_load(_WRITE))
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({self.url!r}, prefix={self.prefix!r})"
@@ -254,20 +255,40 @@ class RedisOnlineStore:
         )
         return self._write(view, encoded)
 
-    def _payloads(self, batch: EncodedBatch) -> list[str]:
-        # One JSON object per row, built by DuckDB from the normalized columns.
-        if not batch.features:
-            return ["{}"] * len(batch)
-        table = pa.table(batch.features)
-        fields = ", ".join(f"{_quote(name)} := {_quote(name)}" for name in batch.features)
+    def _fragments(self, view: str, batch: EncodedBatch) -> tuple[list[str], list[str]]:
+        # Per row, its key and its three script arguments already in the wire protocol
+        # (RESP bulk strings), built by DuckDB over the whole batch: the Python work per
+        # row is then a list join, not a client library's encoding of four arguments.
+        table = pa.table(
+            {
+                "_key": batch.keys,
+                "_event": batch.event_us,
+                "_created": batch.created_us,
+                **{f"v_{name}": column for name, column in batch.features.items()},
+            }
+        )
+        fields = ", ".join(f"{_quote(name)} := {_quote('v_' + name)}" for name in batch.features)
+        values = f"to_json(struct_pack({fields}))" if fields else "'{}'"
+        head = f"{self.prefix}fv:{view}:".replace("'", "''")
+        query = f"""
+            WITH rows AS (
+                SELECT '{head}' || _key AS k, CAST(_event AS VARCHAR) AS e,
+                       COALESCE(CAST(_created AS VARCHAR), '') AS c, CAST({values} AS VARCHAR) AS v
+                FROM batch
+            )
+            SELECT '$' || strlen(k) || {_CRLF} || k || {_CRLF},
+                   '$' || strlen(e) || {_CRLF} || e || {_CRLF}
+                   || '$' || strlen(c) || {_CRLF} || c || {_CRLF}
+                   || '$' || strlen(v) || {_CRLF} || v || {_CRLF}
+            FROM rows
+        """
         with self._json_lock:
             self._json.register("batch", table)
             try:
-                query = f"SELECT to_json(struct_pack({fields})) FROM batch"
-                column = self._json.sql(query).to_arrow_table().column(0)
+                result = self._json.sql(query).to_arrow_table()
             finally:
                 self._json.unregister("batch")
-        return [str(text) for text in column.to_pylist()]
+        return result.column(0).to_pylist(), result.column(1).to_pylist()
 
     def _write(self, view: str, batch: EncodedBatch) -> int:
         check_name("view", view)
@@ -276,35 +297,53 @@ class RedisOnlineStore:
         if not len(batch):
             return 0
         self._record_kinds(view, batch.kinds)
-        head = f"{self.prefix}fv:{view}:"
-        keys = [head + key for key in batch.keys.to_pylist()]
-        events = batch.event_us.to_pylist()
-        created = ["" if c is None else c for c in batch.created_us.to_pylist()]
-        payloads = self._payloads(batch)
-        written = 0
+        keys, args = self._fragments(view, batch)
+        try:
+            return int(self._call("write", lambda: self._send(self._commands(keys, args))))
+        except BackendUnavailableError as exc:
+            if not isinstance(exc.__cause__, self._no_script):
+                raise
+        # The server lost its scripts (a restart, SCRIPT FLUSH): load and send again,
+        # which is safe because a replayed row is never newer than itself.
+        self._write_sha = self._call("write", lambda: self._client.script_load(_WRITE))
+        return int(self._call("write", lambda: self._send(self._commands(keys, args))))
 
-        def send() -> int:
-            total = 0
-            pipe = self._client.pipeline(transaction=False)
-            calls = 0
-            for start in range(0, len(keys), _CHUNK):
-                end = start + _CHUNK
-                args: list[Any] = []
-                for row in zip(
-                    events[start:end], created[start:end], payloads[start:end], strict=True
-                ):
-                    args.extend(row)
-                self._write_script(keys=keys[start:end], args=args, client=pipe)
-                calls += 1
-                if calls == _CALLS_PER_ROUND_TRIP:
-                    total += sum(pipe.execute())
-                    pipe, calls = self._client.pipeline(transaction=False), 0
-            if calls:
-                total += sum(pipe.execute())
-            return total
+    def _commands(self, keys: list[str], args: list[str]) -> list[bytes]:
+        # One EVALSHA of the write script per chunk of rows, in the wire protocol.
+        commands = []
+        for start in range(0, len(keys), _CHUNK):
+            count = len(keys[start : start + _CHUNK])
+            header = (
+                f"*{3 + 4 * count}\r\n$7\r\nEVALSHA\r\n$40\r\n{self._write_sha}\r\n"
+                f"${len(str(count))}\r\n{count}\r\n"
+            )
+            body = "".join(keys[start : start + _CHUNK]) + "".join(args[start : start + _CHUNK])
+            commands.append((header + body).encode())
+        return commands
 
-        written = self._call("write", send)
-        return int(written)
+    def _send(self, commands: list[bytes]) -> int:
+        # Everything is sent before any reply is read, so the server works while the
+        # client still writes; each reply is one small integer.
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            for command in commands:
+                connection.send_packed_command([command], check_health=False)
+            written = 0
+            failure: BaseException | None = None
+            for _ in commands:
+                try:
+                    written += int(connection.read_response())
+                except self._response_error as exc:  # keep reading: every reply must be consumed
+                    failure = failure or exc
+            if failure is not None:
+                raise failure
+            return written
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
 
     def delete_view(self, view: str) -> None:
         """Remove every row and the recorded kinds of ``view``.
