@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import steward.features  # registers the feature tables on the shared metadata
 import steward.tracking  # noqa: F401 - registers the tracking tables on the shared metadata
 from steward.store import Database, metadata
 

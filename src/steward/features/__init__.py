@@ -39,10 +39,15 @@ from steward.features._errors import (
     UnknownFeatureError,
 )
 from steward.features._loader import load_definitions
+from steward.features._plan import ApplyPlan, Change
+from steward.features._service import FeatureStore
 from steward.features._settings import FeatureSettings
+from steward.features._windows import compute_window_aggregates
 
 __all__ = [
     "Aggregation",
+    "ApplyPlan",
+    "Change",
     "Definitions",
     "Entity",
     "EntityFrameError",
@@ -51,6 +56,7 @@ __all__ = [
     "FeatureRef",
     "FeatureService",
     "FeatureSettings",
+    "FeatureStore",
     "FeatureStoreError",
     "FeatureView",
     "FileSource",
@@ -58,6 +64,7 @@ __all__ = [
     "Source",
     "SourceSchemaError",
     "UnknownFeatureError",
+    "compute_window_aggregates",
     "load_definitions",
     "window_label",
 ]

@@ -1,0 +1,300 @@
+"""The feature store service: registered definitions, apply, point-in-time retrieval.
+
+Online serving, materialization, push and status live in their own modules;
+this class carries thin methods that delegate to them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from steward.core import ConflictError, InvalidInputError, load_settings
+from steward.features._access import authorize_feature_read
+from steward.features._definitions import Definitions, FeatureView
+from steward.features._docs import write_docs
+from steward.features._engine import DuckEngine
+from steward.features._errors import UnknownFeatureError
+from steward.features._plan import ApplyPlan, diff_definitions
+from steward.features._retrieval import retrieve
+from steward.features._settings import FeatureSettings
+from steward.features._sources import read_view
+from steward.features._tables import feature_definitions
+from steward.features._windows import compute_window_aggregates
+from steward.store import Store
+
+__all__ = ["FeatureStore"]
+
+WRITE_SCOPE = "features:write"
+READ_SCOPE = "features:read"
+# How long a process trusts its cached definitions before checking for a newer
+# version applied by another process.
+CACHE_SECONDS = 1.0
+
+
+class FeatureStore:
+    """Feature definitions, training sets and online features of one steward home.
+
+    Example:
+        >>> features = FeatureStore(Store.open())  # doctest: +SKIP
+        >>> features.apply(load_definitions("features.py"))  # doctest: +SKIP
+        >>> training = features.get_historical_features(  # doctest: +SKIP
+        ...     entity_df, ["customer_profile:age", "txn_windows:amount_sum_24h"]
+        ... )
+    """
+
+    def __init__(self, store: Store, settings: FeatureSettings | None = None) -> None:
+        self.store = store
+        if settings is None:
+            home = store.settings.home if store.settings is not None else None
+            settings = (
+                load_settings(FeatureSettings, home=home)
+                if home is not None
+                else load_settings(FeatureSettings)
+            )
+        self.settings = settings
+        self.engine = DuckEngine(
+            threads=settings.duckdb_threads,
+            memory_limit=settings.duckdb_memory_limit,
+            temp_dir=settings.home / "features" / "tmp",
+        )
+        self._cache: tuple[int | None, Definitions] | None = None
+        self._checked_at = 0.0
+
+    # -- definitions --------------------------------------------------------
+
+    def _latest_row(self, conn: sa.Connection) -> tuple[int, str] | None:
+        row = conn.execute(
+            sa.select(feature_definitions.c.version, feature_definitions.c.content)
+            .order_by(feature_definitions.c.version.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else (int(row.version), str(row.content))
+
+    def _load(self, row: tuple[int, str] | None) -> tuple[int | None, Definitions]:
+        if row is None:
+            return None, Definitions()
+        return row[0], Definitions.from_dict(json.loads(row[1]))
+
+    def _current(self) -> tuple[int | None, Definitions]:
+        now = time.monotonic()
+        if self._cache is not None and now - self._checked_at < CACHE_SECONDS:
+            return self._cache
+        with self.store.database.read() as conn:
+            version = conn.execute(sa.select(sa.func.max(feature_definitions.c.version))).scalar()
+            if self._cache is None or self._cache[0] != version:
+                self._cache = self._load(self._latest_row(conn))
+        self._checked_at = now
+        return self._cache
+
+    def definitions(self) -> Definitions:
+        """Return the registered definitions (empty before the first ``apply``)."""
+        return self._current()[1]
+
+    def definitions_version(self) -> int | None:
+        """Return the registered definitions version, or None before the first ``apply``."""
+        return self._current()[0]
+
+    def list_views(self) -> list[FeatureView]:
+        """Return the registered feature views, by name."""
+        views = self.definitions().views
+        return [views[name] for name in sorted(views)]
+
+    def get_view(self, name: str) -> FeatureView:
+        """Return a registered feature view.
+
+        Raises:
+            UnknownFeatureError: no such view; the message lists close matches.
+        """
+        return self.definitions().view(name)
+
+    def apply(
+        self, definitions: Definitions, *, dry_run: bool = False, check_sources: bool = True
+    ) -> ApplyPlan:
+        """Register new definitions: diff them against the registered ones and record a version.
+
+        Prints nothing; the plan says what was added, changed and removed, and
+        which changes are breaking.  Nothing is recorded when nothing changed or
+        on a dry run.  Markdown pages per view are regenerated after a change.
+
+        Raises:
+            PermissionDeniedError: the caller lacks ``features:write`` (``features:read``
+                for a dry run).
+            SourceSchemaError: with ``check_sources``, a view's source is missing or
+                lacks a column the view reads.
+            ConflictError: another apply recorded the same version first; run it again.
+        """
+        self.store.authorize(READ_SCOPE if dry_run else WRITE_SCOPE, resource="feature_repo")
+        if check_sources:
+            self._check_sources(definitions)
+        if dry_run:
+            with self.store.database.read() as conn:
+                version, old = self._load(self._latest_row(conn))
+            changes = diff_definitions(old, definitions)
+            return ApplyPlan(
+                changes, definitions.digest, None if changes else version, version, True
+            )
+        try:
+            plan = self._record(definitions)
+        except sa.exc.IntegrityError:
+            raise ConflictError(
+                "feature definitions were applied by someone else at the same moment; "
+                "run apply again to diff against their version"
+            ) from None
+        if plan.changed and plan.version is not None:
+            self._cache, self._checked_at = (plan.version, definitions), time.monotonic()
+            pages = write_docs(definitions, self.settings.docs_dir(), plan.version)
+            plan = ApplyPlan(
+                plan.changes,
+                plan.digest,
+                plan.version,
+                plan.previous_version,
+                docs=tuple(str(p) for p in pages),
+            )
+        return plan
+
+    def _record(self, definitions: Definitions) -> ApplyPlan:
+        with self.store.unit_of_work() as uow:
+            previous, old = self._load(self._latest_row(uow.conn))
+            changes = diff_definitions(old, definitions)
+            if not changes:
+                return ApplyPlan((), definitions.digest, previous, previous)
+            version = (previous or 0) + 1
+            plan = ApplyPlan(changes, definitions.digest, version, previous)
+            uow.conn.execute(
+                feature_definitions.insert(),
+                {
+                    "version": version,
+                    "digest": definitions.digest,
+                    "content": definitions.canonical_json(),
+                    "plan": json.dumps(plan.as_dict(), sort_keys=True),
+                    "applied_by": uow.actor,
+                    "applied_at": uow.clock.now(),
+                },
+            )
+            uow.audit(
+                "features.apply",
+                "feature_definitions",
+                str(version),
+                {
+                    "version": version,
+                    "digest": definitions.digest,
+                    "breaking": plan.breaking,
+                    "changes": [f"{c.action} {c.kind} {c.name}" for c in changes],
+                },
+            )
+        return plan
+
+    def _check_sources(self, definitions: Definitions) -> None:
+        conn = self.engine.cursor()
+        try:
+            for view in definitions.views.values():
+                read_view(conn, view, view.feature_names, self.push_log_files(view.name))
+        finally:
+            conn.close()
+
+    # -- retrieval ----------------------------------------------------------
+
+    def push_log_files(self, view: str) -> list[str]:
+        """Return the Parquet files of the view's offline push log (rows pushed online)."""
+        folder = self.settings.resolved_offline_dir() / view
+        return sorted(str(p) for p in Path(folder).glob("**/*.parquet")) if folder.is_dir() else []
+
+    def _requested(
+        self, features: Sequence[str] | None, service: str | None
+    ) -> list[tuple[FeatureView, tuple[str, ...]]]:
+        if (features is None) == (service is None):
+            raise InvalidInputError(
+                "pass either features=['view:feature', ...] or service='name', not both or neither"
+            )
+        if isinstance(features, str):
+            raise InvalidInputError(f"features must be a list of 'view:feature', got {features!r}")
+        definitions = self.definitions()
+        if not definitions.views:
+            raise UnknownFeatureError(
+                "no feature views are registered; define them in features.py and run "
+                "`steward features apply`"
+            )
+        refs = definitions.service(service).features if service is not None else features or ()
+        grouped = definitions.resolve(refs)
+        return [(definitions.view(name), names) for name, names in grouped.items()]
+
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        features: Sequence[str] | None = None,
+        *,
+        service: str | None = None,
+        full_feature_names: bool = False,
+        timestamp_column: str = "event_timestamp",
+    ) -> pa.Table:
+        """Build a point-in-time correct training set: features as known at each row's time.
+
+        For each entity row, a plain view gives the latest value with event time
+        at or before the row's timestamp and within the view's TTL (ties broken by
+        the created timestamp); a window view gives its aggregates over the window
+        ending at the row's timestamp.  Missing values are null; every entity row
+        is returned, in input order.  Naive timestamps are taken as UTC.
+
+        Args:
+            entity_df: pyarrow Table or pandas DataFrame with the join keys and
+                ``timestamp_column``.
+            features: ``view:feature`` references (``view:*`` for all of a view).
+            service: a feature service name, instead of ``features``.
+            full_feature_names: name columns ``view__feature`` instead of ``feature``.
+            timestamp_column: the entity frame's event-time column.
+
+        Returns:
+            The entity frame's columns followed by one column per feature.
+
+        Example:
+            >>> features.get_historical_features(  # doctest: +SKIP
+            ...     entities, ["customer_profile:age", "txn_windows:*"]
+            ... ).to_pandas()
+
+        Raises:
+            UnknownFeatureError: a view, feature or service is not registered.
+            EntityFrameError: the frame lacks keys, has bad timestamps or clashing names.
+            SourceSchemaError: a source is missing or no longer matches its view.
+            PermissionDeniedError: the caller may not read a requested feature.
+        """
+        views = self._requested(features, service)
+        rows = len(entity_df) if hasattr(entity_df, "__len__") else -1
+        authorize_feature_read(self.store, views, rows=rows, path="historical")
+        return retrieve(
+            self.engine,
+            views,
+            entity_df,
+            timestamp_column=timestamp_column,
+            full_feature_names=full_feature_names,
+            extra_files={view.name: self.push_log_files(view.name) for view, _ in views},
+        )
+
+    def compute_window_aggregates(
+        self, view: str, entity_keys: Sequence[Sequence[Any]] | None, as_of: datetime
+    ) -> pa.Table:
+        """Compute a window view's aggregates as of one instant (see ``compute_window_aggregates``).
+
+        Raises:
+            UnknownFeatureError: no such view.
+            FeatureDefinitionError: the view has no aggregations.
+        """
+        definition = self.get_view(view)
+        return compute_window_aggregates(
+            definition,
+            entity_keys,
+            as_of,
+            engine=self.engine,
+            extra_files=self.push_log_files(view),
+        )
+
+    def close(self) -> None:
+        """Release the DuckDB database."""
+        self.engine.close()
