@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from tests.features._data import T0, TS, US, entity_frame, write_parquet
 
 from steward.features import (
+    Aggregation,
     Definitions,
     Entity,
     Feature,
@@ -21,6 +23,7 @@ from steward.features import (
     FileSource,
     QuerySource,
 )
+from steward.features._pushlog import append_push_log
 
 CUSTOMER = Entity("customer", ["customer_id"])
 SCHEMA = pa.schema(
@@ -383,8 +386,6 @@ def test_entity_timestamp_column_can_be_renamed(
 def test_many_rows_match_a_brute_force_reference(
     feature_store: FeatureStore, tmp_path: Path
 ) -> None:
-    import random
-
     rng = random.Random(5)
     rows = []
     for key in range(20):
@@ -418,8 +419,6 @@ def test_many_rows_match_a_brute_force_reference(
 
 
 def test_window_and_plain_views_in_one_call(feature_store: FeatureStore, tmp_path: Path) -> None:
-    from steward.features import Aggregation
-
     profiles = write_parquet(tmp_path / "p.parquet", [_row(1, T0 - US, 1.0)], SCHEMA)
     txn_schema = pa.schema([("customer_id", pa.int64()), ("ts", TS), ("amount", pa.float64())])
     txns = write_parquet(
@@ -449,3 +448,18 @@ def test_window_and_plain_views_in_one_call(feature_store: FeatureStore, tmp_pat
     assert _values(out, "amount_sum_1h") == [7.0, 0.0]
     assert _values(out, "amount_count_24h") == [2, 0]
     assert _values(out) == [1.0, None]
+
+
+def test_rows_in_the_offline_push_log_are_read_with_the_source(
+    feature_store: FeatureStore, tmp_path: Path
+) -> None:
+    path = write_parquet(tmp_path / "p.parquet", [_row(1, T0 - timedelta(hours=2), 1.0)], SCHEMA)
+    _apply(feature_store, path)
+    pushed = pa.Table.from_pylist(
+        [_row(1, T0 - timedelta(hours=1), 5.0), _row(1, T0 + US, 6.0)], schema=SCHEMA
+    )
+    append_push_log(feature_store.settings.resolved_offline_dir(), "profile", pushed, at=T0)
+    out = feature_store.get_historical_features(
+        entity_frame([(1, T0), (1, T0 - timedelta(minutes=90))]), ["profile:score"]
+    )
+    assert _values(out) == [5.0, 1.0]

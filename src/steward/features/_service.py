@@ -10,7 +10,6 @@ import json
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +22,7 @@ from steward.features._docs import write_docs
 from steward.features._engine import DuckEngine
 from steward.features._errors import UnknownFeatureError
 from steward.features._plan import ApplyPlan, diff_definitions
+from steward.features._pushlog import push_log_files
 from steward.features._retrieval import retrieve
 from steward.features._settings import FeatureSettings
 from steward.features._sources import read_view
@@ -204,8 +204,7 @@ class FeatureStore:
 
     def push_log_files(self, view: str) -> list[str]:
         """Return the Parquet files of the view's offline push log (rows pushed online)."""
-        folder = self.settings.resolved_offline_dir() / view
-        return sorted(str(p) for p in Path(folder).glob("**/*.parquet")) if folder.is_dir() else []
+        return push_log_files(self.settings.resolved_offline_dir(), view)
 
     def _requested(
         self, features: Sequence[str] | None, service: str | None
