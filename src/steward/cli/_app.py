@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from steward.cli import _audit, _db, _tracking, quality
+from steward.cli import _audit, _db, _features, _tracking, quality
 from steward.cli._common import HomeOption, JsonOption, open_store, store_settings
 from steward.cli._output import console, err_console, exit_code_for, print_json, print_table
 from steward.core import StewardError
@@ -34,6 +34,7 @@ app.add_typer(_tracking.experiments_app, name="experiments")
 app.add_typer(_tracking.runs_app, name="runs")
 app.command("gc")(_tracking.gc)
 app.add_typer(quality.app, name="quality")
+app.add_typer(_features.app, name="features")
 
 _DEBUG = "STEWARD_DEBUG"
 

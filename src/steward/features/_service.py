@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from steward.core import ConflictError, InvalidInputError, load_settings
 from steward.features._access import authorize_feature_read
 from steward.features._definitions import Definitions, FeatureView
-from steward.features._docs import write_docs
+from steward.features._docs import render_view, write_docs
 from steward.features._engine import DuckEngine
 from steward.features._errors import UnknownFeatureError
 from steward.features._plan import ApplyPlan, diff_definitions
@@ -275,6 +275,33 @@ class FeatureStore:
             full_feature_names=full_feature_names,
             extra_files={view.name: self.push_log_files(view.name) for view, _ in views},
         )
+
+    def get_historical(
+        self,
+        entity_df: Any,
+        features: Sequence[str] | None = None,
+        *,
+        service: str | None = None,
+        full_feature_names: bool = False,
+        timestamp_column: str = "event_timestamp",
+    ) -> pa.Table:
+        """Alias of :meth:`get_historical_features`, the SDK's short spelling."""
+        return self.get_historical_features(
+            entity_df,
+            features,
+            service=service,
+            full_feature_names=full_feature_names,
+            timestamp_column=timestamp_column,
+        )
+
+    def view_markdown(self, name: str) -> str:
+        """Return the documentation page of a registered view, as Markdown.
+
+        Raises:
+            UnknownFeatureError: no such view; the message lists close matches.
+        """
+        version, definitions = self._current()
+        return render_view(definitions, definitions.view(name), version)
 
     def compute_window_aggregates(
         self, view: str, entity_keys: Sequence[Sequence[Any]] | None, as_of: datetime

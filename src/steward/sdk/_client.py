@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.core import Clock, load_settings
+from steward.features import FeatureSettings, FeatureStore
 from steward.store import Store, StoreSettings
 from steward.tracking import ActiveRun, TrackingService
 
@@ -19,18 +20,27 @@ class Steward:
         >>> st = connect(home="/tmp/demo")  # doctest: +SKIP
         >>> with st.start_run("fraud", params={"model": "hgb"}) as run:  # doctest: +SKIP
         ...     run.log_metric("auc", 0.91)
+        >>> training = st.features.get_historical(entities, service="fraud")  # doctest: +SKIP
     """
 
-    def __init__(self, store: Store, *, capture_environment: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        capture_environment: bool = True,
+        feature_settings: FeatureSettings | None = None,
+    ) -> None:
         self.store = store
         self.tracking = TrackingService(store, capture_environment=capture_environment)
+        self.features = FeatureStore(store, feature_settings)
 
     def start_run(self, experiment: str = "default", **kwargs: Any) -> ActiveRun:
         """Start a run (see :meth:`TrackingService.start_run`)."""
         return self.tracking.start_run(experiment, **kwargs)
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and the feature store's query engine."""
+        self.features.close()
         self.store.close()
 
     def __enter__(self) -> Steward:
@@ -58,4 +68,8 @@ def connect(
     if home is not None:
         settings["home"] = Path(home)
     store = Store.open(load_settings(StoreSettings, **settings), clock=clock)
-    return Steward(store, capture_environment=capture_environment)
+    return Steward(
+        store,
+        capture_environment=capture_environment,
+        feature_settings=load_settings(FeatureSettings, **settings),
+    )
