@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -21,13 +22,19 @@ from steward.features._definitions import Definitions, FeatureView
 from steward.features._docs import render_view, write_docs
 from steward.features._engine import DuckEngine
 from steward.features._errors import UnknownFeatureError
+from steward.features._materialize import MaterializeReport, materialize_views
+from steward.features._online import OnlineStore, open_online_store
 from steward.features._plan import ApplyPlan, diff_definitions
+from steward.features._push import Pusher
 from steward.features._pushlog import push_log_files
 from steward.features._retrieval import retrieve
+from steward.features._serving import OnlineFeatures, OnlineReader
 from steward.features._settings import FeatureSettings
 from steward.features._sources import read_view
+from steward.features._status import ViewStatus, read_profile, view_statuses
 from steward.features._tables import feature_definitions
 from steward.features._windows import compute_window_aggregates
+from steward.quality import ReferenceProfile
 from steward.store import Store
 
 __all__ = ["FeatureStore"]
@@ -321,6 +328,174 @@ class FeatureStore:
             extra_files=self.push_log_files(view),
         )
 
+    # -- online: materialization, serving, push, freshness ------------------
+    # Thin delegations to _materialize, _serving, _push and _status.
+
+    @cached_property
+    def online_store(self) -> OnlineStore:
+        """The online store ``STEWARD_ONLINE_STORE_URL`` names, opened on first use.
+
+        Raises:
+            ConfigurationError: the URL is malformed or the file cannot be opened.
+            BackendUnavailableError: the Redis server cannot be reached.
+        """
+        return open_online_store(self.settings.resolved_online_store_url())
+
+    @cached_property
+    def _online_reader(self) -> OnlineReader:
+        return OnlineReader(self.store, lambda: self.online_store, self._current)
+
+    @cached_property
+    def _pusher(self) -> Pusher:
+        return Pusher(
+            self.store,
+            lambda: self.online_store,
+            self.engine,
+            self.settings.resolved_offline_dir(),
+            self.push_log_files,
+        )
+
+    def materialize(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        incremental: bool = False,
+        views: Sequence[str] | None = None,
+        progress: bool = True,
+        batch_rows: int = 100_000,
+    ) -> MaterializeReport:
+        """Write each view's latest values in ``[start, end]`` into the online store.
+
+        With ``incremental`` each view starts at its watermark (the end of the last
+        run that left no gap); without a ``start`` it starts at the first event;
+        ``end`` defaults to now. Naive datetimes are taken as UTC. Running twice
+        writes nothing the second time; a failed run leaves the watermark as it was
+        (see ``steward.features._materialize``).
+
+        Example:
+            >>> features.materialize(incremental=True).rows_written  # doctest: +SKIP
+            10000
+
+        Raises:
+            InvalidInputError: the window is empty or in the future, or ``start`` is
+                given with ``incremental``.
+            UnknownFeatureError: a named view is not registered, or none are.
+            PermissionDeniedError: the caller lacks ``features:materialize`` on a view.
+            SourceSchemaError: a source is missing or no longer matches its view.
+            BackendUnavailableError: the online store cannot be written.
+        """
+        return materialize_views(
+            store=self.store,
+            online=self.online_store,
+            engine=self.engine,
+            definitions=self.definitions(),
+            push_log=self.push_log_files,
+            start=start,
+            end=end,
+            incremental=incremental,
+            views=views,
+            progress=progress,
+            batch_rows=batch_rows,
+        )
+
+    def get_online_features(
+        self,
+        features: Sequence[str] | None = None,
+        entity_rows: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        service: str | None = None,
+        full_feature_names: bool = False,
+        enforce_ttl: bool = False,
+    ) -> OnlineFeatures:
+        """Read the latest values of features for entities, with event times and statuses.
+
+        Args:
+            features: ``view:feature`` references (``view:*`` for all of a view).
+            entity_rows: one dict of join-key values per entity, e.g. ``[{"customer_id": 42}]``.
+            service: a feature service name, instead of ``features``.
+            full_feature_names: name columns ``view__feature`` instead of ``feature``.
+            enforce_ttl: serve null (status ``outside_ttl``) for values older than their
+                view's TTL, as training would see them.
+
+        Example:
+            >>> features.get_online_features(  # doctest: +SKIP
+            ...     ["customer_profile:age"], entity_rows=[{"customer_id": 42}]
+            ... ).to_dict()
+            {'customer_id': [42], 'age': [41]}
+
+        Raises:
+            UnknownFeatureError: a view, feature or service is not registered.
+            EntityFrameError: an entity row lacks a join key.
+            PermissionDeniedError: the caller may not read a requested feature.
+            BackendUnavailableError: the online store cannot be reached.
+        """
+        return self._online_reader.read(
+            features,
+            entity_rows,
+            service=service,
+            full_feature_names=full_feature_names,
+            enforce_ttl=enforce_ttl,
+        )
+
+    def get_online(
+        self,
+        features: Sequence[str] | None = None,
+        entity_rows: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        service: str | None = None,
+        full_feature_names: bool = False,
+        enforce_ttl: bool = False,
+    ) -> OnlineFeatures:
+        """Alias of :meth:`get_online_features`, the SDK's short spelling."""
+        return self.get_online_features(
+            features,
+            entity_rows,
+            service=service,
+            full_feature_names=full_feature_names,
+            enforce_ttl=enforce_ttl,
+        )
+
+    def push(self, view: str, rows: Any) -> int:
+        """Write fresh rows online now and append them to the view's offline push log.
+
+        ``rows`` (a list of dicts, a pyarrow Table or a pandas DataFrame) carry the
+        view source's columns: join keys, event timestamp, optionally the created
+        timestamp, and the features. Returns the number of rows pushed.
+
+        Raises:
+            UnknownFeatureError: no such view.
+            PermissionDeniedError: the caller lacks ``features:push`` on the view.
+            InvalidInputError: the rows lack or add columns, or hold unconvertible values.
+            BackendUnavailableError: the log or the online store cannot be written.
+        """
+        version, definitions = self._current()
+        return self._pusher.push(definitions.view(view), version, rows).rows
+
+    def status(self) -> list[ViewStatus]:
+        """Return each view's watermark, lag against its freshness SLA, runs and rows written.
+
+        Raises:
+            PermissionDeniedError: the caller lacks ``features:read``.
+        """
+        self.store.authorize(READ_SCOPE, resource="feature_repo")
+        return view_statuses(self.store, self.definitions())
+
+    def get_profile(self, view: str) -> ReferenceProfile:
+        """Return the profile of the view's last materialization: a drift baseline for serving.
+
+        Raises:
+            UnknownFeatureError: no such view.
+            NotFoundError: the view has no successful materialization with a profile.
+            PermissionDeniedError: the caller lacks ``features:read`` on the view.
+        """
+        self.get_view(view)
+        self.store.authorize(READ_SCOPE, resource=f"feature_view:{view}")
+        return read_profile(self.store, view)
+
     def close(self) -> None:
-        """Release the DuckDB database."""
+        """Release the DuckDB database and the online store."""
         self.engine.close()
+        online = self.__dict__.pop("online_store", None)
+        if online is not None:
+            online.close()
