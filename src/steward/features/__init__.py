@@ -39,9 +39,21 @@ from steward.features._errors import (
     UnknownFeatureError,
 )
 from steward.features._loader import load_definitions
+from steward.features._materialize import MaterializeReport, ViewMaterialization
+from steward.features._online import (
+    OnlineRecord,
+    OnlineRow,
+    OnlineStore,
+    RedisOnlineStore,
+    SqliteOnlineStore,
+    open_online_store,
+)
 from steward.features._plan import ApplyPlan, Change
+from steward.features._pushlog import offline_push_log_path
 from steward.features._service import FeatureStore
+from steward.features._serving import FeatureStatus, OnlineFeatures
 from steward.features._settings import FeatureSettings
+from steward.features._status import Freshness, ViewStatus
 from steward.features._windows import compute_window_aggregates
 
 __all__ = [
@@ -56,15 +68,28 @@ __all__ = [
     "FeatureRef",
     "FeatureService",
     "FeatureSettings",
+    "FeatureStatus",
     "FeatureStore",
     "FeatureStoreError",
     "FeatureView",
     "FileSource",
+    "Freshness",
+    "MaterializeReport",
+    "OnlineFeatures",
+    "OnlineRecord",
+    "OnlineRow",
+    "OnlineStore",
     "QuerySource",
+    "RedisOnlineStore",
     "Source",
     "SourceSchemaError",
+    "SqliteOnlineStore",
     "UnknownFeatureError",
+    "ViewMaterialization",
+    "ViewStatus",
     "compute_window_aggregates",
     "load_definitions",
+    "offline_push_log_path",
+    "open_online_store",
     "window_label",
 ]
