@@ -9,6 +9,7 @@ import typer
 from rich.markdown import Markdown
 from rich.markup import escape
 
+from steward.cli import _features_online
 from steward.cli._common import HomeOption, JsonOption
 from steward.cli._features_common import feature_settings, open_feature_store
 from steward.cli._output import console, print_json, print_table
@@ -148,3 +149,6 @@ def show(view: str, home: HomeOption = None, json: JsonOption = False) -> None:
         )
         return
     console.print(Markdown(page))
+
+
+_features_online.register(app)  # get, materialize, status: the online side
