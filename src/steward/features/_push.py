@@ -58,9 +58,18 @@ def source_arrow_schema(engine: DuckEngine, view: FeatureView) -> pa.Schema:
     """
     conn = engine.cursor()
     try:
-        return conn.sql(f"SELECT * FROM {source_sql(view.source)} LIMIT 0").to_arrow_table().schema
+        schema = (
+            conn.sql(f"SELECT * FROM {source_sql(view.source)} LIMIT 0").to_arrow_table().schema
+        )
     finally:
         conn.close()
+    # DuckDB labels zoned times with the session's zone; the log keeps them in UTC.
+    return pa.schema(
+        field.with_type(pa.timestamp(field.type.unit, tz="UTC"))
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None
+        else field
+        for field in schema
+    )
 
 
 def _as_table(rows: Any) -> pa.Table:
@@ -70,14 +79,23 @@ def _as_table(rows: Any) -> pa.Table:
         return pa.Table.from_batches([rows])
     if type(rows).__name__ == "DataFrame" and hasattr(rows, "columns"):
         return pa.Table.from_pandas(rows, preserve_index=False)
-    if isinstance(rows, Mapping) or not isinstance(rows, Sequence):
+    if isinstance(rows, Mapping | str | bytes) or not isinstance(rows, Sequence):
         raise InvalidInputError(
             "rows must be a list of dicts, a pyarrow Table or a pandas DataFrame; "
             f"got {type(rows).__name__}"
         )
+    first: set[str] = set()
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise InvalidInputError(f"row {index} is a {type(row).__name__}, not a dict")
+        keys = set(row)
+        if index == 0:
+            first = keys
+        elif keys != first:
+            raise InvalidInputError(
+                f"row {index} has the columns {sorted(keys)} but row 0 has {sorted(first)}; "
+                "every pushed row carries the same columns"
+            )
     try:
         return pa.Table.from_pylist(list(rows))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -156,9 +174,10 @@ def push_rows(
         BackendUnavailableError: the log or the online store cannot be written.
     """
     at = store.clock.now()
-    table = _cast(view, _as_table(rows), schema, at)
-    if table.num_rows == 0:
+    given = _as_table(rows)
+    if given.num_rows == 0:
         return PushResult(0, 0, None)
+    table = _cast(view, given, schema, at)
     path = append_push_log(offline_dir, view.name, table, at=at)
     if view.is_window:
         written = _serve_window(online, engine, view, table, push_log(view.name))
