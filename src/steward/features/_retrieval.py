@@ -8,12 +8,17 @@ with ``t - ttl < s <= t``; ties on ``s`` are broken by the created timestamp
 
 All requested views are answered by one DuckDB query over the Parquet files::
 
-    WITH __v0 AS (<source rows, normalized time, deduplicated on (keys, time)>),
-         __w1 AS (<window aggregates per entity row>)
-    SELECT CASE WHEN __v0.__ts > e.__ts - <ttl> THEN __v0.__f0 END, ..., __w1.__w1_0, ...
+    WITH __v0 AS (
+        SELECT e.__row, CASE WHEN s.__ts > e.__ts - <ttl> THEN s.__f0 END AS __v0_0, ...
+        FROM __entity e ASOF LEFT JOIN (
+            <source rows in the entity rows' time range, normalized time,
+             deduplicated on (keys, time) by created time>
+        ) s ON e.customer_id = s.customer_id AND e.__ts >= s.__ts),
+      __v1 AS (<window aggregates per entity row>)
+    SELECT __v0.__v0_0, ..., __v1.__v1_0, ...
     FROM __entity e
-    ASOF LEFT JOIN __v0 ON e.customer_id = __v0.customer_id AND e.__ts >= __v0.__ts
-    LEFT JOIN __w1 ON __w1.__row = e.__row
+    LEFT JOIN __v0 ON __v0.__row = e.__row
+    LEFT JOIN __v1 ON __v1.__row = e.__row
     ORDER BY e.__row
 
 An ASOF join picks, per entity row, the latest source row at or before the event
@@ -25,6 +30,7 @@ touched on this path.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,7 +41,7 @@ from steward.features._engine import DuckEngine
 from steward.features._entity import EntityFrame, check_key_types, to_entity_frame
 from steward.features._errors import EntityFrameError
 from steward.features._sources import SQL_TYPES, ViewRead, quote, read_view, timestamp_sql
-from steward.features._windows import interval_sql, timestamp_literal, window_sql
+from steward.features._windows import interval_sql, window_sql
 
 __all__ = ["output_names", "retrieve"]
 
@@ -76,14 +82,12 @@ def _plain_cte(read: ViewRead, frame: EntityFrame) -> str:
         else:
             expression = f"CAST({quote(name)} AS {SQL_TYPES[feature.dtype]})"
         values.append(f"{expression} AS __f{j}")
-    where = [f"{ts} IS NOT NULL"]
-    if frame.max_ts is not None:
-        where.append(f"{ts} <= {timestamp_literal(frame.max_ts)}")
+    after = None
     if frame.min_ts is not None and view.ttl is not None:
-        where.append(f"{ts} > {timestamp_literal(frame.min_ts)} - {interval_sql(view.ttl)}")
+        after = _minus(frame.min_ts, view.ttl)
     sql = (
         f"SELECT {keys}, {ts} AS __ts, {', '.join(values)} "
-        f"FROM {read.relation} WHERE {' AND '.join(where)}"
+        f"FROM {read.relation} WHERE {read.time_filter(after, frame.max_ts)}"
     )
     created = read.created()
     if created is not None:
@@ -94,27 +98,43 @@ def _plain_cte(read: ViewRead, frame: EntityFrame) -> str:
     return sql
 
 
+def _minus(value: dt.datetime, delta: dt.timedelta) -> dt.datetime | None:
+    try:
+        return value - delta
+    except OverflowError:  # before year 1: no lower bound
+        return None
+
+
+def _asof_cte(read: ViewRead, frame: EntityFrame, alias: str) -> str:
+    # One row per entity row: the ASOF join keeps the left side one to one.
+    view = read.view
+    on = " AND ".join(f"e.{quote(k)} = s.{quote(k)}" for k in view.join_keys)
+    fresh = "TRUE" if view.ttl is None else f"s.__ts > e.__ts - {interval_sql(view.ttl)}"
+    values = ", ".join(
+        f"CASE WHEN {fresh} THEN s.__f{j} END AS {alias}_{j}" for j in range(len(read.features))
+    )
+    return (
+        f"SELECT e.__row, {values} FROM __entity e "
+        f"ASOF LEFT JOIN ({_plain_cte(read, frame)}) s ON {on} AND e.__ts >= s.__ts"
+    )
+
+
 def _query(reads: Sequence[ViewRead], frame: EntityFrame) -> str:
-    ctes, selects, joins = [], [], []
-    out = 0
+    # Each view is answered in its own CTE keyed by the entity row, then the CTEs
+    # are joined on that key: chaining the ASOF joins instead would drag every
+    # earlier view's columns through every later join (twice the work at 10 views).
+    ctes: list[str] = []
+    selects: list[str] = []
+    joins: list[str] = []
     for i, read in enumerate(reads):
-        view = read.view
-        if view.is_window:
-            alias = f"__w{i}"
-            ctes.append(f"{alias} AS ({window_sql(read, '__entity', f'{alias}_', _bounds(frame))})")
-            joins.append(f"LEFT JOIN {alias} ON {alias}.__row = e.__row")
-            for j in range(len(read.features)):
-                selects.append(f"{alias}.{alias}_{j} AS __o{out}")
-                out += 1
-            continue
         alias = f"__v{i}"
-        ctes.append(f"{alias} AS ({_plain_cte(read, frame)})")
-        on = [f"e.{quote(k)} = {alias}.{quote(k)}" for k in view.join_keys]
-        joins.append(f"ASOF LEFT JOIN {alias} ON {' AND '.join(on)} AND e.__ts >= {alias}.__ts")
-        fresh = "TRUE" if view.ttl is None else f"{alias}.__ts > e.__ts - {interval_sql(view.ttl)}"
-        for j in range(len(read.features)):
-            selects.append(f"CASE WHEN {fresh} THEN {alias}.__f{j} END AS __o{out}")
-            out += 1
+        if read.view.is_window:
+            body = window_sql(read, "__entity", f"{alias}_", _bounds(frame))
+        else:
+            body = _asof_cte(read, frame, alias)
+        ctes.append(f"{alias} AS ({body})")
+        joins.append(f"LEFT JOIN {alias} ON {alias}.__row = e.__row")
+        selects.extend(f"{alias}.{alias}_{j}" for j in range(len(read.features)))
     return (
         f"WITH {', '.join(ctes)} SELECT {', '.join(selects)} FROM __entity e "
         f"{' '.join(joins)} ORDER BY e.__row"

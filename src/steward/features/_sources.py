@@ -9,6 +9,7 @@ nanosecond after an event is never taken as known at that event.
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import os
 from dataclasses import dataclass
@@ -153,6 +154,17 @@ def timestamp_sql(column: str, sql_type: str) -> str:
     return f"CAST({name} AS TIMESTAMP)"
 
 
+def _typed_literal(value: dt.datetime, sql_type: str) -> str:
+    # ``value`` is naive UTC; a zoned column gets the same instant spelled with +00:00.
+    text = value.isoformat(sep=" ", timespec="microseconds")
+    if sql_type in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ_NS"):
+        kind = "TIMESTAMPTZ" if sql_type == "TIMESTAMP WITH TIME ZONE" else sql_type
+        return f"CAST('{text}+00:00' AS {kind})"
+    if sql_type == "TIMESTAMP_NS":
+        return f"CAST('{text}' AS TIMESTAMP_NS)"
+    return f"TIMESTAMP '{text}'"
+
+
 def _check_timestamp(schema: SourceSchema, column: str, role: str) -> None:
     sql_type = schema.type_of(column, role)
     if sql_type not in _TIMESTAMPS:
@@ -215,6 +227,22 @@ class ViewRead:
         """SQL of the view's normalized event time."""
         field = self.view.source.timestamp_field
         return timestamp_sql(field, self.schema.columns[field])
+
+    def time_filter(self, after: dt.datetime | None, until: dt.datetime | None) -> str:
+        """SQL keeping rows whose normalized event time is in ``(after, until]`` (naive UTC).
+
+        The bounds compare the raw column with literals of its own type, so
+        DuckDB can skip whole Parquet row groups by their statistics.  Either
+        bound may be None (unbounded); rows without an event time never pass.
+        """
+        field = self.view.source.timestamp_field
+        sql_type = self.schema.columns[field]
+        column = quote(field) if sql_type != "DATE" else self.timestamp()
+        parts = [f"{column} IS NOT NULL"]
+        for op, value in (("<=", until), (">", after)):
+            if value is not None:
+                parts.append(f"{column} {op} {_typed_literal(value, sql_type)}")
+        return " AND ".join(parts)
 
     def created(self) -> str | None:
         """SQL of the view's normalized created time, if the source has one."""

@@ -84,13 +84,13 @@ def window_sql(
     columns = list(dict.fromkeys(agg.column for agg in aggregations))
     slot = {column: f"__a{i}" for i, column in enumerate(columns)}
     ts = read.timestamp()
-    where = [f"{ts} IS NOT NULL"]
     low, high = bounds
-    if high is not None:
-        where.append(f"{ts} <= {timestamp_literal(high)}")
+    after = None
     if low is not None:
         widest = max(agg.window for agg in aggregations)
-        where.append(f"{ts} > {timestamp_literal(low)} - {interval_sql(widest)}")
+        start = utc_naive(low)
+        after = start - widest if start - dt.datetime.min > widest else None
+    where = read.time_filter(after, None if high is None else utc_naive(high))
     events = ", ".join(f"{quote(c)} AS {slot[c]}" for c in columns)
     blanks = ", ".join(f"NULL AS {slot[c]}" for c in columns)
     outputs = ", ".join(
@@ -102,7 +102,7 @@ def window_sql(
         f"SELECT __row, {', '.join(f'{prefix}{i}' for i in range(len(aggregations)))} FROM ("
         f"SELECT __row, {outputs} FROM ("
         f"SELECT {keys}, {ts} AS __ts, {events}, CAST(NULL AS BIGINT) AS __row "
-        f"FROM {read.relation} WHERE {' AND '.join(where)} "
+        f"FROM {read.relation} WHERE {where} "
         f"UNION ALL SELECT {keys}, __ts, {blanks}, __row FROM {entity})"
         ") WHERE __row IS NOT NULL"
     )
@@ -166,13 +166,12 @@ def compute_window_aggregates(
         keys = ", ".join(quote(k) for k in view.join_keys)
         if entity_keys is None:
             widest = max(agg.window for agg in view.aggregations)
-            ts = read.timestamp()
+            recent = read.time_filter(stamp - widest, stamp)
             conn.sql(
                 "CREATE OR REPLACE TEMP TABLE __entity AS SELECT "
                 f"row_number() OVER () - 1 AS __row, *, {timestamp_literal(stamp)} AS __ts "
                 f"FROM (SELECT DISTINCT {keys} "
-                f"FROM {read.relation} WHERE {ts} <= {timestamp_literal(stamp)} "
-                f"AND {ts} > {timestamp_literal(stamp)} - {interval_sql(widest)})"
+                f"FROM {read.relation} WHERE {recent})"
             )
         else:
             conn.register("__entity_arrow", _entity_rows(view, entity_keys, stamp))
