@@ -35,7 +35,8 @@ process too (``ctx.measure_peak_memory``), first call timed.
   ``STEWARD_BENCH_FEATURES_HUGE=ENTITIESxROWS_PER_ENTITY`` (default 1,000,000 x 10 =
   10M rows; 100M is ``10000000x10``) into SQLite: time, rows/s and peak RSS.
 
-``speedup_vs_feast`` is Feast's time over steward's in the same repeat.
+``speedup_vs_feast`` is Feast's time over steward's in the same repeat; ``load_1min``
+is the machine's load average as the measurement ended (tails read high under load).
 """
 
 from __future__ import annotations
@@ -231,6 +232,12 @@ def _redis_url(ctx: Context) -> Iterator[str]:
         client.close()
 
 
+def _load() -> tuple[float, str]:
+    # The machine's 1-minute load average when the measurement ended: latency tails
+    # measured while other work competes for the cores read accordingly.
+    return (os.getloadavg()[0], "")
+
+
 def _mib(value: float) -> tuple[float, str]:
     return (value / MIB, "MiB")
 
@@ -262,6 +269,7 @@ def historical(ctx: Context) -> Measurements:
         "rows_missing": (vs_floor.missing_rows, "rows"),
         "rows_without_feature_in_ttl": (vs_floor.null_rows, "rows"),
         "values_differing_vs_duckdb": (vs_floor.values_differing, "values"),
+        "load_1min": _load(),
     }
     spec = {
         "repo": str(ctx.tmp / "feast"),
@@ -316,6 +324,7 @@ def historical_wide(ctx: Context) -> Measurements:
         "rows_returned": (vs_floor.rows, "rows"),
         "rows_missing": (vs_floor.missing_rows, "rows"),
         "values_differing_vs_duckdb": (vs_floor.values_differing, "values"),
+        "load_1min": _load(),
     }
     if os.environ.get("STEWARD_BENCH_FEATURES_FEAST_WIDE", "1") in ("0", "false", "no"):
         return out
@@ -364,6 +373,7 @@ def _materialize_measurements(w: Workloads, ours: dict[str, Any]) -> dict[str, A
         "month_rows_per_s": (month["rows_written"] / month["seconds"], "rows/s"),
         "month_source_rows_per_s": (_month_rows(w) / month["seconds"], "rows/s"),
         "month_rows_written": (month["rows_written"], "rows"),
+        "load_1min": _load(),
     }
 
 
@@ -420,6 +430,7 @@ def _online_steward(ctx: Context, w: Workloads, online_url: str | None) -> dict[
             reader = online_reader(features, view, m.entities, batch, calls)
             p50, p99 = latencies_ms(reader, calls)
             out[f"p50_ms_{batch}x10"], out[f"p99_ms_{batch}x10"] = (p50, "ms"), (p99, "ms")
+        out["load_1min"] = _load()
         out["probe"] = features.get_online_features(
             view.refs(), entity_rows=[{ENTITY_KEY: k} for k in _probe(w)]
         ).to_dict()
@@ -517,4 +528,5 @@ def materialize_huge(ctx: Context) -> Measurements:
         "rows_written": (peak.result["rows_written"], "rows"),
         "source_parquet_mib": _mib(parquet),
         "write_source_seconds": (written.seconds, "s"),
+        "load_1min": _load(),
     }
