@@ -333,13 +333,16 @@ class SqliteOnlineStore:
         row = conn.execute(f"SELECT columns FROM {_META} WHERE view = ?", (view,)).fetchone()
         stored: dict[str, Kind] = json.loads(row[0]) if row else {}
         if row is None:
+            conn.execute(f"DROP TABLE IF EXISTS {_quote(table)}")  # left without its record
+            columns = "".join(", " + _quote(name) for name in kinds)
             conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {_quote(table)} (_key TEXT PRIMARY KEY NOT NULL, "
-                "_event_us INTEGER NOT NULL, _created_us INTEGER) WITHOUT ROWID"
+                f"CREATE TABLE {_quote(table)} (_key TEXT PRIMARY KEY NOT NULL, "
+                f"_event_us INTEGER NOT NULL, _created_us INTEGER{columns}) WITHOUT ROWID"
             )
-        for name in kinds:
-            if name not in stored:
-                conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)}")
+        else:
+            for name in kinds:
+                if name not in stored:
+                    conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)}")
         merged = merge_kinds(stored, kinds)
         if merged != stored or row is None:
             conn.execute(
