@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from difflib import get_close_matches
+from functools import cached_property
 from typing import Any, Literal, TypeAlias, cast, get_args
 
 import pyarrow as pa
@@ -522,12 +523,17 @@ class FeatureView:
         """The join-key columns of all the view's entities, in order."""
         return tuple(key for entity in self.entities for key in entity.join_keys)
 
-    @property
+    @cached_property
     def output_features(self) -> tuple[Feature, ...]:
         """The features the view serves: its features, or one per aggregation."""
         if self.aggregations:
             return tuple(agg.as_feature() for agg in self.aggregations)
         return self.features
+
+    @cached_property
+    def _served(self) -> dict[str, Feature]:
+        # The online read path looks features up by name on every request.
+        return {feature.name: feature for feature in self.output_features}
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -540,9 +546,9 @@ class FeatureView:
         Raises:
             UnknownFeatureError: the view has no such feature; the message lists close matches.
         """
-        for feature in self.output_features:
-            if feature.name == name:
-                return feature
+        found = self._served.get(name)
+        if found is not None:
+            return found
         raise UnknownFeatureError(
             f"feature view {self.name!r} has no feature {name!r}"
             + _suggest(name, self.feature_names)
