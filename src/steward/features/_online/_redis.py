@@ -67,12 +67,20 @@ end
 return written
 """
 
+# One reply for many keys: per key "event\x1fcreated\x1fvalues" (empty when absent), joined
+# by \x1e. JSON escapes control characters, so neither separator occurs inside the values;
+# one bulk string parses far faster in the client than a nested array.
 _READ = """
 local out = {}
 for i = 1, #KEYS do
-  out[i] = redis.call('HMGET', KEYS[i], 't', 'c', 'v')
+  local row = redis.call('HMGET', KEYS[i], 't', 'c', 'v')
+  if row[1] then
+    out[i] = row[1] .. '\\31' .. (row[2] or '') .. '\\31' .. row[3]
+  else
+    out[i] = ''
+  end
 end
-return out
+return table.concat(out, '\\30')
 """
 
 _CRLF = "(chr(13) || chr(10))"
@@ -198,7 +206,11 @@ class RedisOnlineStore:
                 self._call("read", lambda: self._client.execute_command("HMGET", keys[0], *_FIELDS))
             ]
         else:
-            replies = self._call("read", lambda: self._read_script(keys=keys))
+            packed = self._call("read", lambda: self._read_script(keys=keys))
+            replies = [
+                record.split(b"\x1f", 2) if record else (None, None, None)
+                for record in packed.split(b"\x1e")
+            ]
         stamps = self._schema(view, features).stamps
         out: list[OnlineRecord | None] = []
         for event, created, blob in replies:
