@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ from steward.features._errors import UnknownFeatureError
 from steward.features._online import OnlineStore
 from steward.features._sources import SQL_TYPES, ViewRead, quote, read_view, timestamp_sql
 from steward.features._tables import feature_materializations, feature_watermarks
-from steward.features._windows import interval_sql, timestamp_literal, window_sql
+from steward.features._windows import timestamp_literal, utc_naive, window_sql
 from steward.quality import ProfileSettings, ReferenceProfile
 from steward.store import Store
 
@@ -67,6 +67,7 @@ PROFILE_SETTINGS = ProfileSettings(bins=10, exact_limit=500, sketch_size=500, ma
 _EVENT = "__ts"
 _CREATED = "__created"
 _COUNT = "__n"
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def utc(value: datetime | None, name: str) -> datetime | None:
@@ -175,10 +176,11 @@ def latest_rows_sql(read: ViewRead, start: datetime | None, end: datetime) -> st
     ts = read.timestamp()
     created = read.created() or "CAST(NULL AS TIMESTAMP)"
     values = ", ".join(f"{_value_sql(view, read, n)} AS {quote(n)}" for n in read.features)
-    where = [f"{ts} IS NOT NULL", f"{ts} <= {timestamp_literal(end)}"]
+    # (start - 1 µs, end] is [start, end]; the bounds are on the raw column, so Parquet
+    # row groups outside the window are skipped by their statistics.
+    after = None if start is None else utc_naive(start) - _MICROSECOND
+    where = [read.time_filter(after, utc_naive(end))]
     where += [f"{quote(k)} IS NOT NULL" for k in view.join_keys]
-    if start is not None:
-        where.append(f"{ts} >= {timestamp_literal(start)}")
     # A window ranking (partitioned, spilled to disk past the memory limit) measured twice
     # as fast here as a max_by hash aggregate over a packed struct of the row.
     return (
@@ -198,12 +200,10 @@ def _window_rows(
     # entity whose windows have emptied since the last run is set back to zero).
     view = read.view
     keys = ", ".join(quote(k) for k in view.join_keys)
-    ts = read.timestamp()
-    widest = interval_sql(max(agg.window for agg in view.aggregations))
-    where = [f"{ts} <= {timestamp_literal(end)}"]
+    widest = max(agg.window for agg in view.aggregations)
+    after = None if start is None else utc_naive(start) - widest
+    where = [read.time_filter(after, utc_naive(end))]
     where += [f"{quote(k)} IS NOT NULL" for k in view.join_keys]
-    if start is not None:
-        where.append(f"{ts} > {timestamp_literal(start)} - {widest}")
     table = f"__materialize_{new_id()}"
     conn.sql(
         f"CREATE TEMP TABLE {table} AS SELECT row_number() OVER () - 1 AS __row, *, "
