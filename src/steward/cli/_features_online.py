@@ -58,10 +58,16 @@ def _age(delta: timedelta | None) -> str:
     hours, rest = divmod(rest, 3_600)
     minutes, seconds = divmod(rest, 60)
     if days:
-        return f"{sign}{days}d {hours}h"
+        return f"{sign}{days}d" + (f" {hours}h" if hours else "")
     if hours:
-        return f"{sign}{hours}h {minutes}m"
-    return f"{sign}{minutes}m {seconds}s" if minutes else f"{sign}{seconds}s"
+        return f"{sign}{hours}h" + (f" {minutes}m" if minutes else "")
+    if minutes:
+        return f"{sign}{minutes}m" + (f" {seconds}s" if seconds else "")
+    return f"{sign}{seconds}s"
+
+
+def _short(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _iso(value: datetime | None) -> str:
@@ -144,19 +150,19 @@ def get(
         return
     now = datetime.now(UTC)
     print_table(
-        "online features",
+        "online features (times UTC)",
         ["entity", "feature", "value", "event time", "age", "status"],
         (
             (
-                ", ".join(f"{k}={v}" for k, v in row.items()),
+                ", ".join(f"{k}={v}" for k, v in row.items()) if j == 0 else "",
                 name,
                 online.values[name][i],
-                _iso(online.event_timestamps[name][i]),
+                _short(online.event_timestamps[name][i]),
                 _age(None if (t := online.event_timestamps[name][i]) is None else now - t),
                 online.statuses[name][i],
             )
             for i, row in enumerate(rows)
-            for name in online.names
+            for j, name in enumerate(online.names)
         ),
     )
 
@@ -241,18 +247,17 @@ def status(home: HomeOption = None, json: JsonOption = False) -> None:
         print_json({"views": [v.as_dict() for v in views]})
         return
     print_table(
-        f"{len(views)} feature views",
-        ["view", "watermark", "lag", "SLA", "freshness", "last run", "rows written", "profiled"],
+        f"{len(views)} feature views (times UTC)",
+        ["view", "watermark", "lag", "SLA", "freshness", "last run", "rows written"],
         (
             (
                 v.view,
-                _iso(v.watermark),
+                _short(v.watermark),
                 _age(v.lag),
                 _age(v.freshness_sla),
                 _freshness(v),
-                (f"{v.last_status} {_iso(v.last_run_at)}" if v.last_status else ""),
+                f"{v.last_status} {_short(v.last_run_at)}" if v.last_status else "",
                 f"{v.rows_written:,}",
-                f"{v.profiled_rows:,}" if v.profiled_rows else "",
             )
             for v in views
         ),
