@@ -298,3 +298,14 @@ def test_concurrent_writers_end_with_the_newest_row(store: OnlineStore) -> None:
         thread.join()
     found = store.read("v", [(f"k{i}",) for i in range(20)], ["x"])
     assert all(r is not None and r.values == {"x": 39} and r.event_ts == _t(39) for r in found)
+
+
+def test_hostile_keys_and_values_are_only_data(store: OnlineStore) -> None:
+    keys = ["*", "a'b", 'q"; DROP TABLE x; --', "line\nbreak", "ünï ✓", "k" * 10_000, ""]
+    rows = [OnlineRow((key,), {"x": key[:50], "n": i}, _t(0)) for i, key in enumerate(keys)]
+    assert store.write("v", rows) == len(keys)
+    found = store.read("v", [(key,) for key in keys], ["x", "n"])
+    assert [r.values["n"] if r else None for r in found] == list(range(len(keys)))
+    assert [r.values["x"] if r else None for r in found] == [key[:50] for key in keys]
+    store.delete_view("v")
+    assert store.read("v", [("*",)], ["x"]) == [None]
