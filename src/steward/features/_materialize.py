@@ -322,7 +322,7 @@ def materialize_views(
         raise InvalidInputError(f"batch_rows must be a positive int, got {batch_rows!r}")
     if isinstance(views, str):
         views = [views]
-    chosen = [definitions.view(name) for name in views] if views else []
+    chosen = [definitions.view(name) for name in dict.fromkeys(views)] if views else []
     if not views:
         chosen = [definitions.views[name] for name in sorted(definitions.views)]
     if not chosen:
