@@ -281,9 +281,11 @@ class OnlineReader:
             raise InvalidInputError(
                 "entity_rows must be a list of dicts of join keys, e.g. [{'customer_id': 42}]"
             )
+        if features is not None and not isinstance(features, str):
+            features = tuple(features)  # a generator is read once, here
         version, definitions = self._current()
         cache_key = (
-            None if features is None else tuple(features),
+            features,
             service,
             full_feature_names,
         )

@@ -94,6 +94,8 @@ def test_services_and_full_feature_names(served: FeatureStore) -> None:
     assert online.to_dict() == {"customer_id": [2], "score": [20.0], "segment": ["s20"]}
     full = served.get_online(["profile:*"], _rows(2), full_feature_names=True)
     assert full.names == ["profile__score", "profile__segment", "profile__email"]
+    once = served.get_online_features((ref for ref in ["profile:score"]), _rows(2))
+    assert once.values == {"score": [20.0]}
 
 
 def test_to_arrow_types_columns_and_adds_metadata(served: FeatureStore) -> None:
