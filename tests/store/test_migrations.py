@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import steward.features  # registers the feature tables on the shared metadata
 import steward.governance  # registers the governance tables
 import steward.registry  # registers the registry tables
 import steward.serving._tables  # registers the serving tables on the shared metadata

@@ -15,6 +15,7 @@ from rich.markup import escape
 from steward.cli import (
     _audit,
     _db,
+    _features,
     _governance,
     _lineage,
     _logs,
@@ -58,6 +59,7 @@ app.add_typer(_governance.roles_app, name="roles")
 app.add_typer(_governance.tokens_app, name="tokens")
 app.command("whoami")(_governance.whoami)
 app.add_typer(_logs.app, name="logs")
+app.add_typer(_features.app, name="features")
 
 _DEBUG = "STEWARD_DEBUG"
 

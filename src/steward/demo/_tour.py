@@ -16,10 +16,12 @@ import sqlalchemy as sa
 
 from steward.core import load_settings
 from steward.demo._checks import check_data, check_fairness
+from steward.demo._features import run_feature_store
 from steward.demo._fraud import FEATURES, make_fraud_data
 from steward.demo._governance import approver_client, govern_challenger
 from steward.demo._registry import register_best
 from steward.demo._training import EXPERIMENT, features, train_models
+from steward.features import FeatureSettings
 from steward.sdk import Steward
 from steward.store import AuditLog, Database, Store, StoreSettings
 
@@ -103,10 +105,18 @@ def _track_training(st: Steward, report: DemoReport, say: Say) -> None:
     )
 
 
+def _feature_store(st: Steward, report: DemoReport, say: Say) -> None:
+    early, _ = make_fraud_data()
+    folder = st.features.settings.home / "feature_repo"
+    report.add("features", **run_feature_store(st.features, early, folder, say))
+
+
 def run_demo(home: Path, *, say: Say = lambda _: None) -> DemoReport:
     """Run the demo in ``home`` (created if needed) and return what it did."""
     settings = load_settings(StoreSettings, home=home, database_url=None, artifact_uri=None)
-    st = Steward(Store.open(settings))
+    # The demo is embedded whatever the environment says: SQLite online store in the home.
+    embedded = load_settings(FeatureSettings, home=home, online_store_url=None, offline_dir=None)
+    st = Steward(Store.open(settings), feature_settings=embedded)
     store = st.store
     report = DemoReport(home=str(settings.home))
     try:
@@ -115,6 +125,7 @@ def run_demo(home: Path, *, say: Say = lambda _: None) -> DemoReport:
         report.add("home.initialize", **facts)
         _store_artifacts(store, report, say)
         _track_training(st, report, say)
+        _feature_store(st, report, say)
         _show_tamper_detection(store, report, say)
         result = store.audit.verify()
         say(f"audit chain: {result.events} events, verified {'OK' if result.ok else 'BROKEN'}")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.core import Clock, Principal, load_settings
+from steward.features import FeatureSettings, FeatureStore
 from steward.governance import (
     GovernanceAuthorizer,
     GovernanceSettings,
@@ -32,6 +33,7 @@ class Steward:
         ...     run.log_metric("auc", 0.91)
         ...     run.register_model(model, name="fraud", sample_input=x[:100])
         >>> st.registry.load("fraud@champion").predict(x_new)  # doctest: +SKIP
+        >>> training = st.features.get_historical(entities, service="fraud")  # doctest: +SKIP
     """
 
     def __init__(
@@ -41,11 +43,13 @@ class Steward:
         capture_environment: bool = True,
         registry_settings: RegistrySettings | None = None,
         governance: GovernanceSettings | None = None,
+        feature_settings: FeatureSettings | None = None,
     ) -> None:
         self.store = store
         self.tracking = TrackingService(store, capture_environment=capture_environment)
         self.identities = IdentityService(store, settings=governance)
         self.tokens = TokenService(store, settings=governance)
+        self.features = FeatureStore(store, feature_settings)
         self.registry = RegistryService(
             store,
             self.tracking,
@@ -69,7 +73,8 @@ class Steward:
         return adopt_run(self.tracking.start_run(experiment, **kwargs), self.registry)
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and the feature store's query engine."""
+        self.features.close()
         self.store.close()
 
     def __enter__(self) -> Steward:
