@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
@@ -23,6 +24,7 @@ from steward.registry import (
     LineageNode,
     RegistryService,
     UnsupportedModelError,
+    compile_to_onnx,
 )
 from steward.sdk import Steward
 from steward.tracking import TrackingService
@@ -270,3 +272,28 @@ def test_import_mlflow_pickle_needs_unsafe(registry: RegistryService, tmp_path: 
     assert version.flavor == "sklearn" and not version.unsafe  # re-saved with skops
     with pytest.raises(NotFoundError):
         registry.import_mlflow(tmp_path / "missing", name="fraud")
+
+
+def test_import_mlflow_onnx_and_register_an_onnx_graph(
+    registry: RegistryService, tmp_path: Path
+) -> None:
+    features = np.random.default_rng(0).random((100, 4))
+    model = LogisticRegression().fit(features, (features[:, 0] > 0.5).astype(int))
+    graph = compile_to_onnx(model, features[:20]).onnx_bytes
+    assert graph is not None
+    folder = _mlflow_dirs.save_onnx(
+        tmp_path / "m", onnx.load_from_string(graph), example=features[:5]
+    )
+    imported = registry.import_mlflow(folder, name="imported")
+    assert imported.flavor == "onnx"
+    assert imported.signature is not None and imported.signature.names == ["x0", "x1", "x2", "x3"]
+    np.testing.assert_array_equal(
+        registry.load("imported").predict(features), model.predict(features)
+    )
+    direct = registry.register(onnx.load_from_string(graph), name="direct", sample_input=features)
+    assert direct.flavor == "onnx"
+    np.testing.assert_allclose(
+        registry.load("direct").predict_proba(features[:5]),
+        model.predict_proba(features[:5]),
+        atol=1e-5,
+    )

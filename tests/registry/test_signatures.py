@@ -223,3 +223,19 @@ def test_compatibility_without_signatures() -> None:
     assert check_compatibility(None, None).level == "compatible"
     assert check_compatibility(None, _sig(A)).level == "breaking"
     assert "no signature" in check_compatibility(_sig(A), None).reasons[0]
+
+
+def test_signature_check_of_numeric_frames_keeps_every_rule() -> None:
+    sig = Signature((ColumnSpec("amount", "float64"), ColumnSpec("hour", "int64")))
+    ok = pd.DataFrame({"amount": [1.5, 2.5], "hour": [3, 4]})
+    assert [c.name for c in sig.check(ok)] == ["amount", "hour"]
+    bad = pd.DataFrame({"amount": [np.nan, 2.5], "hour": [3.5, 4.0], "extra": [0.0, 1.0]})
+    with pytest.raises(SignatureError) as caught:
+        sig.check(bad)
+    assert dict(caught.value.problems) == {
+        "amount": "column 'amount': 1 null value(s) but the column is not nullable",
+        "hour": "column 'hour': expected int64, got float64 with fractional values",
+        "extra": "unexpected column 'extra'",
+    }
+    inferred = Signature.infer(ok)  # inference keeps the integer type
+    assert [c.dtype for c in inferred.inputs] == ["float64", "int64"]

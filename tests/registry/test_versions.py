@@ -325,3 +325,29 @@ def test_input_example_is_kept_with_the_configured_rows(client: Steward, trained
     )
     parsed = json.loads(canonical_json(version.as_dict()))
     assert parsed["signature"]["input_format"] == "ndarray"
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_boosting_libraries_register_and_load_natively(
+    registry: RegistryService, trained: Trained, library: str
+) -> None:
+    if library == "xgboost":
+        import xgboost
+
+        model: object = xgboost.XGBClassifier(n_estimators=5, max_depth=2).fit(
+            trained.frame.to_numpy(), trained.label
+        )
+    else:
+        import lightgbm
+
+        model = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1).fit(
+            trained.frame, trained.label
+        )
+    version = registry.register(model, name="boost", sample_input=trained.frame[:20])
+    assert version.flavor == library
+    loaded = registry.load("boost:1")
+    expected = model.predict(  # type: ignore[attr-defined]
+        trained.frame.to_numpy() if library == "xgboost" else trained.frame
+    )
+    np.testing.assert_array_equal(loaded.predict(trained.frame), expected)
+    assert loaded.predict_proba(trained.frame[:4]).shape == (4, 2)

@@ -277,7 +277,7 @@ class Signature:
                 [("*", f"expected {len(names)} columns ({', '.join(names)}), got {data.shape[1]}")],
                 ref=ref,
             )
-        columns = columns_of(data, names=names)
+        columns = columns_of(data, names=names, fast=True)
         problems = self.problems(columns, check_ranges=check_ranges)
         if problems:
             raise SignatureError(problems, ref=ref)

@@ -130,10 +130,9 @@ class OnnxFlavor:
         return OnnxModel((directory / str(metadata.get("file", MODEL_FILE))).read_bytes())
 
     def predict(self, model: object, data: Any) -> np.ndarray:
-        """Run the session (see :meth:`OnnxModel.predict`)."""
-        if not isinstance(model, OnnxModel):
-            raise InvalidInputError(f"expected an OnnxModel, got {type(model).__name__}")
-        return model.predict(data)
+        """Run the session (see :meth:`OnnxModel.predict`); a graph not loaded yet is opened."""
+        runtime = model if isinstance(model, OnnxModel) else OnnxModel(_as_bytes(model))
+        return runtime.predict(data)
 
     def describe(self, model: object) -> dict[str, Any]:
         """Input and output names and the graph's producer and opsets."""
