@@ -7,6 +7,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
 from steward.core import NotFoundError
 from steward.governance._checks import DriftEvidence, FairnessEvidence
 from steward.quality import DriftDetector, detect_proxies, evaluate_fairness
@@ -42,6 +45,7 @@ class RegistryEvidence:
         self.version = version
         self.target_stage = target_stage
         self.data = {role: str(path) for role, path in (data or {}).items()}
+        self._frames: dict[str, Any] = {}
 
     # -- metrics -------------------------------------------------------------
 
@@ -121,14 +125,16 @@ class RegistryEvidence:
         return uri if "://" in uri or Path(uri).exists() else None
 
     def _frame(self, role: str) -> Any:
+        """The role's data as a DataFrame, read once per evaluation."""
+        if role in self._frames:
+            return self._frames[role]
         source = self._source(role)
-        if source is None:
-            return None
-        import pyarrow.csv as pa_csv
-        import pyarrow.parquet as pq
-
-        table = pa_csv.read_csv(source) if source.endswith(".csv") else pq.read_table(source)
-        return table.to_pandas()
+        frame = None
+        if source is not None:
+            table = pa_csv.read_csv(source) if source.endswith(".csv") else pq.read_table(source)
+            frame = table.to_pandas()
+        self._frames[role] = frame
+        return frame
 
     def _label_column(self) -> str | None:
         if self.version.run_id is None:
@@ -148,7 +154,7 @@ class RegistryEvidence:
             return None
         if attribute not in frame.columns or label not in frame.columns:
             return None
-        model = self.registry.load(self.version.ref)
+        model = self.registry.load(self.version.ref, prefer="onnx")
         predicted = model.predict(frame[list(columns)])
         report = evaluate_fairness(frame[label], predicted, sensitive_features=frame[attribute])
         metrics = {
