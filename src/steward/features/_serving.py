@@ -262,13 +262,16 @@ class OnlineReader:
     def read(
         self,
         features: Sequence[str] | None,
-        entity_rows: Sequence[Mapping[str, Any]] | None,
+        entity_rows: Sequence[Mapping[str, Any]] | Any,
         *,
         service: str | None = None,
         full_feature_names: bool = False,
         enforce_ttl: bool = False,
     ) -> OnlineFeatures:
         """Read the latest values of ``features`` (or a service's) for each entity row.
+
+        ``entity_rows`` is a list of dicts of join keys, or a pyarrow Table or pandas
+        DataFrame of them (one row per entity).
 
         Raises:
             InvalidInputError: both or neither of features and service, or no entity rows.
@@ -277,6 +280,10 @@ class OnlineReader:
             PermissionDeniedError: the caller may not read a requested feature.
             BackendUnavailableError: the online store cannot be reached.
         """
+        if isinstance(entity_rows, pa.Table):
+            entity_rows = entity_rows.to_pylist()
+        elif type(entity_rows).__name__ == "DataFrame" and hasattr(entity_rows, "to_dict"):
+            entity_rows = entity_rows.to_dict("records")
         if entity_rows is None or isinstance(entity_rows, Mapping | str):
             raise InvalidInputError(
                 "entity_rows must be a list of dicts of join keys, e.g. [{'customer_id': 42}]"
