@@ -34,7 +34,7 @@ from steward.core import InvalidInputError
 from steward.features._access import authorize_feature_read
 from steward.features._definitions import Definitions, FeatureView, arrow_type
 from steward.features._errors import EntityFrameError, UnknownFeatureError
-from steward.features._online import OnlineRecord, OnlineStore
+from steward.features._online import OnlineRecord, OnlineStore, to_micros
 from steward.features._retrieval import output_names
 from steward.store import Store
 
@@ -102,8 +102,9 @@ class OnlineFeatures:
         """The feature columns, in request order."""
         return [name for view in self._plan.views for name in view.outputs]
 
-    def _cutoff(self, view: _ViewPlan) -> datetime | None:
-        return None if view.ttl is None else self._now - view.ttl
+    def _cutoff(self, view: _ViewPlan) -> int | None:
+        # In microseconds since the epoch, as records keep their times.
+        return None if view.ttl is None else to_micros(self._now - view.ttl)
 
     @cached_property
     def values(self) -> dict[str, list[Any]]:
@@ -116,7 +117,7 @@ class OnlineFeatures:
                     out[name] = [None if r is None else r.values[feature] for r in records]
                 else:
                     out[name] = [
-                        None if r is None or r.event_ts <= cutoff else r.values[feature]
+                        None if r is None or r.event_us <= cutoff else r.values[feature]
                         for r in records
                     ]
         return out
@@ -142,7 +143,7 @@ class OnlineFeatures:
                 for record in records:
                     if record is None:
                         column.append("not_found")
-                    elif cutoff is not None and record.event_ts <= cutoff:
+                    elif cutoff is not None and record.event_us <= cutoff:
                         column.append("outside_ttl")
                     elif record.values[feature] is None:
                         column.append("null")

@@ -223,13 +223,7 @@ class RedisOnlineStore:
             for name in stamps.intersection(features):
                 if values[name] is not None:
                     values[name] = from_micros(values[name])
-            out.append(
-                OnlineRecord(
-                    values,
-                    from_micros(int(event)),
-                    from_micros(int(created)) if created else None,
-                )
-            )
+            out.append(OnlineRecord(values, int(event), int(created) if created else None))
         return out
 
     # -- writes ------------------------------------------------------------------------------
