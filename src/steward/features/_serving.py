@@ -1,12 +1,12 @@
 """Online feature serving: latest values per entity, with their event times and statuses.
 
 The read path is kept lean: what a request needs to know about its features
-(views, join keys, output names, dtypes, TTLs, PII classes) is planned once per
-feature list and definitions version and cached; authorization is the
-in-memory check of the store's authorizer (PII reads are also audited, by
-count, never values); each view is one ``read`` of the online store (one
-prepared statement or one Redis round trip for every entity); values are laid
-out per feature only when asked for.
+(views, join keys, output names, dtypes, TTLs) is planned once per feature list
+and definitions version and cached; authorization is the in-memory check of
+the store's authorizer (PII reads are also audited, by count, never values);
+each view is one ``read`` of the online store (one prepared statement, or one
+Redis round trip for every entity); values are laid out per feature, and times
+turned into datetimes, only when asked for.
 
 Each value comes with a status:
 
