@@ -402,7 +402,7 @@ class FeatureStore:
     def get_online_features(
         self,
         features: Sequence[str] | None = None,
-        entity_rows: Sequence[Mapping[str, Any]] | None = None,
+        entity_rows: Sequence[Mapping[str, Any]] | Any = None,
         *,
         service: str | None = None,
         full_feature_names: bool = False,
@@ -412,7 +412,8 @@ class FeatureStore:
 
         Args:
             features: ``view:feature`` references (``view:*`` for all of a view).
-            entity_rows: one dict of join-key values per entity, e.g. ``[{"customer_id": 42}]``.
+            entity_rows: one dict of join-key values per entity, e.g. ``[{"customer_id": 42}]``
+                (or a pyarrow Table or pandas DataFrame of join keys).
             service: a feature service name, instead of ``features``.
             full_feature_names: name columns ``view__feature`` instead of ``feature``.
             enforce_ttl: serve null (status ``outside_ttl``) for values older than their
@@ -441,7 +442,7 @@ class FeatureStore:
     def get_online(
         self,
         features: Sequence[str] | None = None,
-        entity_rows: Sequence[Mapping[str, Any]] | None = None,
+        entity_rows: Sequence[Mapping[str, Any]] | Any = None,
         *,
         service: str | None = None,
         full_feature_names: bool = False,

@@ -1,12 +1,12 @@
 """Online feature serving: latest values per entity, with their event times and statuses.
 
 The read path is kept lean: what a request needs to know about its features
-(views, join keys, output names, dtypes, TTLs, PII classes) is planned once per
-feature list and definitions version and cached; authorization is the
-in-memory check of the store's authorizer (PII reads are also audited, by
-count, never values); each view is one ``read`` of the online store (one
-prepared statement or one Redis round trip for every entity); values are laid
-out per feature only when asked for.
+(views, join keys, output names, dtypes, TTLs) is planned once per feature list
+and definitions version and cached; authorization is the in-memory check of
+the store's authorizer (PII reads are also audited, by count, never values);
+each view is one ``read`` of the online store (one prepared statement, or one
+Redis round trip for every entity); values are laid out per feature, and times
+turned into datetimes, only when asked for.
 
 Each value comes with a status:
 
@@ -34,7 +34,7 @@ from steward.core import InvalidInputError
 from steward.features._access import authorize_feature_read
 from steward.features._definitions import Definitions, FeatureView, arrow_type
 from steward.features._errors import EntityFrameError, UnknownFeatureError
-from steward.features._online import OnlineRecord, OnlineStore
+from steward.features._online import OnlineRecord, OnlineStore, to_micros
 from steward.features._retrieval import output_names
 from steward.store import Store
 
@@ -102,8 +102,9 @@ class OnlineFeatures:
         """The feature columns, in request order."""
         return [name for view in self._plan.views for name in view.outputs]
 
-    def _cutoff(self, view: _ViewPlan) -> datetime | None:
-        return None if view.ttl is None else self._now - view.ttl
+    def _cutoff(self, view: _ViewPlan) -> int | None:
+        # In microseconds since the epoch, as records keep their times.
+        return None if view.ttl is None else to_micros(self._now - view.ttl)
 
     @cached_property
     def values(self) -> dict[str, list[Any]]:
@@ -116,7 +117,7 @@ class OnlineFeatures:
                     out[name] = [None if r is None else r.values[feature] for r in records]
                 else:
                     out[name] = [
-                        None if r is None or r.event_ts <= cutoff else r.values[feature]
+                        None if r is None or r.event_us <= cutoff else r.values[feature]
                         for r in records
                     ]
         return out
@@ -142,7 +143,7 @@ class OnlineFeatures:
                 for record in records:
                     if record is None:
                         column.append("not_found")
-                    elif cutoff is not None and record.event_ts <= cutoff:
+                    elif cutoff is not None and record.event_us <= cutoff:
                         column.append("outside_ttl")
                     elif record.values[feature] is None:
                         column.append("null")
@@ -262,13 +263,16 @@ class OnlineReader:
     def read(
         self,
         features: Sequence[str] | None,
-        entity_rows: Sequence[Mapping[str, Any]] | None,
+        entity_rows: Sequence[Mapping[str, Any]] | Any,
         *,
         service: str | None = None,
         full_feature_names: bool = False,
         enforce_ttl: bool = False,
     ) -> OnlineFeatures:
         """Read the latest values of ``features`` (or a service's) for each entity row.
+
+        ``entity_rows`` is a list of dicts of join keys, or a pyarrow Table or pandas
+        DataFrame of them (one row per entity).
 
         Raises:
             InvalidInputError: both or neither of features and service, or no entity rows.
@@ -277,6 +281,10 @@ class OnlineReader:
             PermissionDeniedError: the caller may not read a requested feature.
             BackendUnavailableError: the online store cannot be reached.
         """
+        if isinstance(entity_rows, pa.Table):
+            entity_rows = entity_rows.to_pylist()
+        elif type(entity_rows).__name__ == "DataFrame" and hasattr(entity_rows, "to_dict"):
+            entity_rows = entity_rows.to_dict("records")
         if entity_rows is None or isinstance(entity_rows, Mapping | str):
             raise InvalidInputError(
                 "entity_rows must be a list of dicts of join keys, e.g. [{'customer_id': 42}]"

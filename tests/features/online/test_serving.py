@@ -84,6 +84,15 @@ def test_values_older_than_the_ttl_are_flagged_and_optionally_dropped(served: Fe
     assert strict.event_timestamps["score"] == [at(1), at(2)]
 
 
+def test_entity_rows_as_arrow_or_pandas(served: FeatureStore) -> None:
+    table = pa.table({"customer_id": [2, 1]})
+    online = served.get_online_features(["profile:score"], entity_rows=table)
+    assert online.to_dict() == {"customer_id": [2, 1], "score": [20.0, 10.0]}
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"customer_id": [3]})
+    assert served.get_online_features(["profile:score"], frame).values == {"score": [30.0]}
+
+
 def test_keys_typed_as_text_find_integer_keys(served: FeatureStore) -> None:
     online = served.get_online_features(["profile:score"], entity_rows=_rows("2", 2.0))
     assert online.values["score"] == [20.0, 20.0]

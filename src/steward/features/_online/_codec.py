@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from numbers import Integral
 from typing import Any
 
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from steward.core import InvalidInputError
-from steward.features._online._types import Kind, OnlineRow
+from steward.features._online._types import Kind, OnlineRow, from_micros
 
 __all__ = [
     "KEY_SEPARATOR",
@@ -74,11 +74,6 @@ def to_micros(value: datetime) -> int:
         value = value.replace(tzinfo=UTC)
     delta = value - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(micros: int) -> datetime:
-    """Return the UTC datetime ``micros`` microseconds after the epoch."""
-    return _EPOCH + timedelta(microseconds=micros)
 
 
 def _key_part(value: Any) -> str:

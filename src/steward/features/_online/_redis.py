@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import duckdb
@@ -46,6 +46,7 @@ from steward.features._online._types import Kind, OnlineRecord, OnlineRow
 __all__ = ["RedisOnlineStore"]
 
 _CHUNK = 1_000  # rows per script call
+_SLICE = 10_000  # rows encoded at a time, while the server runs the previous slice
 _REFRESH_SECONDS = 1.0
 _FIELDS = ("t", "c", "v")
 
@@ -222,13 +223,7 @@ class RedisOnlineStore:
             for name in stamps.intersection(features):
                 if values[name] is not None:
                     values[name] = from_micros(values[name])
-            out.append(
-                OnlineRecord(
-                    values,
-                    from_micros(int(event)),
-                    from_micros(int(created)) if created else None,
-                )
-            )
+            out.append(OnlineRecord(values, int(event), int(created) if created else None))
         return out
 
     # -- writes ------------------------------------------------------------------------------
@@ -267,16 +262,21 @@ class RedisOnlineStore:
         )
         return self._write(view, encoded)
 
-    def _fragments(self, view: str, batch: EncodedBatch) -> tuple[list[str], list[str]]:
-        # Per row, its key and its three script arguments already in the wire protocol
-        # (RESP bulk strings), built by DuckDB over the whole batch: the Python work per
-        # row is then a list join, not a client library's encoding of four arguments.
+    def _fragments(
+        self, view: str, batch: EncodedBatch, start: int, count: int
+    ) -> tuple[list[str], list[str]]:
+        # Per row of a slice, its key and its three script arguments already in the wire
+        # protocol (RESP bulk strings), built by DuckDB: the Python work per row is then a
+        # list join, not a client library's encoding of four arguments.
         table = pa.table(
             {
-                "_key": batch.keys,
-                "_event": batch.event_us,
-                "_created": batch.created_us,
-                **{f"v_{name}": column for name, column in batch.features.items()},
+                "_key": batch.keys.slice(start, count),
+                "_event": batch.event_us.slice(start, count),
+                "_created": batch.created_us.slice(start, count),
+                **{
+                    f"v_{name}": column.slice(start, count)
+                    for name, column in batch.features.items()
+                },
             }
         )
         fields = ", ".join(f"{_quote(name)} := {_quote('v_' + name)}" for name in batch.features)
@@ -309,20 +309,18 @@ class RedisOnlineStore:
         if not len(batch):
             return 0
         self._record_kinds(view, batch.kinds)
-        keys, args = self._fragments(view, batch)
         try:
-            return int(self._call("write", lambda: self._send(self._commands(keys, args))))
+            return int(self._call("write", lambda: self._send(view, batch)))
         except BackendUnavailableError as exc:
             if not isinstance(exc.__cause__, self._no_script):
                 raise
         # The server lost its scripts (a restart, SCRIPT FLUSH): load and send again,
         # which is safe because a replayed row is never newer than itself.
         self._write_sha = self._call("write", lambda: self._client.script_load(_WRITE))
-        return int(self._call("write", lambda: self._send(self._commands(keys, args))))
+        return int(self._call("write", lambda: self._send(view, batch)))
 
-    def _commands(self, keys: list[str], args: list[str]) -> list[bytes]:
+    def _commands(self, keys: list[str], args: list[str]) -> Iterator[bytes]:
         # One EVALSHA of the write script per chunk of rows, in the wire protocol.
-        commands = []
         for start in range(0, len(keys), _CHUNK):
             count = len(keys[start : start + _CHUNK])
             header = (
@@ -330,20 +328,24 @@ class RedisOnlineStore:
                 f"${len(str(count))}\r\n{count}\r\n"
             )
             body = "".join(keys[start : start + _CHUNK]) + "".join(args[start : start + _CHUNK])
-            commands.append((header + body).encode())
-        return commands
+            yield (header + body).encode()
 
-    def _send(self, commands: list[bytes]) -> int:
-        # Everything is sent before any reply is read, so the server works while the
-        # client still writes; each reply is one small integer.
+    def _send(self, view: str, batch: EncodedBatch) -> int:
+        # Every command is sent before any reply is read, a slice at a time: the server
+        # runs the scripts of one slice while DuckDB encodes the next. Each reply is one
+        # small integer, so unread replies never fill a buffer.
         pool = self._client.connection_pool
         connection = pool.get_connection()
         try:
-            for command in commands:
-                connection.send_packed_command([command], check_health=False)
+            sent = 0
+            for start in range(0, len(batch), _SLICE):
+                keys, args = self._fragments(view, batch, start, _SLICE)
+                for command in self._commands(keys, args):
+                    connection.send_packed_command([command], check_health=False)
+                    sent += 1
             written = 0
             failure: BaseException | None = None
-            for _ in commands:
+            for _ in range(sent):
                 try:
                     written += int(connection.read_response())
                 except self._response_error as exc:  # keep reading: every reply must be consumed

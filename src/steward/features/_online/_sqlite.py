@@ -83,16 +83,12 @@ class _Plan:
         return sql
 
     def record(self, row: tuple[Any, ...]) -> OnlineRecord:
-        created = row[2]
         if self.plain:
-            values = dict(zip(self.features, row[3:], strict=True))
-        else:
-            values = dict.fromkeys(self.features)
-            for name, decode, value in zip(self.columns, self.decoders, row[3:], strict=True):
-                values[name] = value if decode is None or value is None else decode(value)
-        return OnlineRecord(
-            values, from_micros(row[1]), None if created is None else from_micros(created)
-        )
+            return OnlineRecord(dict(zip(self.features, row[3:], strict=False)), row[1], row[2])
+        values = dict.fromkeys(self.features)
+        for name, decode, value in zip(self.columns, self.decoders, row[3:], strict=True):
+            values[name] = value if decode is None or value is None else decode(value)
+        return OnlineRecord(values, row[1], row[2])
 
 
 class _Table:

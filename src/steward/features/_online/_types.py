@@ -11,12 +11,14 @@ and replaying a partly written batch after a failure is safe.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import pyarrow as pa
 
-__all__ = ["Kind", "OnlineRecord", "OnlineRow", "OnlineStore"]
+__all__ = ["Kind", "OnlineRecord", "OnlineRow", "OnlineStore", "from_micros"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # How a stored value is decoded: numbers and text as stored, booleans and
 # timestamps (kept as microseconds since the epoch) rebuilt. "null" marks a
@@ -41,18 +43,36 @@ class OnlineRow(NamedTuple):
     created_ts: datetime | None = None
 
 
+def from_micros(micros: int) -> datetime:
+    """Return the UTC datetime ``micros`` microseconds after the epoch."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
 class OnlineRecord(NamedTuple):
     """One entity's stored row, as read: the requested values and the row's times.
 
+    Times are kept as microseconds and turned into datetimes only when asked for:
+    a read of many entities should not pay for datetimes nobody looks at.
+
     Attributes:
         values: requested feature name → value; a feature never written is None.
-        event_ts: the stored row's event time (UTC), so callers see its staleness.
-        created_ts: the stored row's created time (UTC), if it had one.
+        event_us: the stored row's event time, microseconds since the epoch (UTC).
+        created_us: the stored row's created time in microseconds, if it had one.
     """
 
     values: dict[str, Any]
-    event_ts: datetime
-    created_ts: datetime | None
+    event_us: int
+    created_us: int | None
+
+    @property
+    def event_ts(self) -> datetime:
+        """The stored row's event time (UTC), so callers see its staleness."""
+        return from_micros(self.event_us)
+
+    @property
+    def created_ts(self) -> datetime | None:
+        """The stored row's created time (UTC), if it had one."""
+        return None if self.created_us is None else from_micros(self.created_us)
 
 
 @runtime_checkable
