@@ -223,6 +223,23 @@ PUBLIC = {
         "start_run",
     ],
     "steward.demo": ["DemoReport", "run_demo"],
+    "steward.serving": [
+        "OVERRIDE_HEADER",
+        "Deployment",
+        "DeploymentRevision",
+        "DeploymentService",
+        "DeploymentSettings",
+        "GatewaySettings",
+        "LogMode",
+        "Route",
+        "Router",
+        "RoutingSpec",
+        "StickyKey",
+        "Variant",
+        "create_app",
+        "create_app_from_env",
+        "error_response",
+    ],
     # The prediction log's package; steward.serving re-exports it once its __init__ exists.
     "steward.serving._predlog": [
         "FEEDBACK_SCHEMA",
