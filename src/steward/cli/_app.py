@@ -15,6 +15,8 @@ from rich.markup import escape
 from steward.cli import (
     _audit,
     _db,
+    _deployments,
+    _gateway,
     _governance,
     _lineage,
     _logs,
@@ -56,6 +58,8 @@ app.add_typer(_governance.roles_app, name="roles")
 app.add_typer(_governance.tokens_app, name="tokens")
 app.command("whoami")(_governance.whoami)
 app.add_typer(_logs.app, name="logs")
+app.add_typer(_deployments.deployments_app, name="deployments")
+app.command("gateway")(_gateway.gateway)
 
 _DEBUG = "STEWARD_DEBUG"
 
