@@ -53,10 +53,9 @@ from steward.serving._resilience import (
 from steward.serving._runtime import DeploymentRuntime, ModelFailedError, VariantRuntime
 from steward.serving._wire import (
     RequestProblemError,
-    build_block,
-    check_records,
     decode_feedback,
     decode_predict,
+    prepare_block,
     records_of,
 )
 from steward.serving._worker import Caller, GatewayWorker
@@ -202,10 +201,7 @@ class _Handlers:
             request_id=request_id,
         )
         variant = runtime.variants[route.variant.name]
-        signature = variant.model.signature
-        if signature is not None:
-            check_records(signature, records)
-        block = build_block(signature, records)
+        block = prepare_block(variant.model.signature, records)
         result = await runtime.call(variant, block, records)
         variant.requests += 1
         variant.rows += len(records)
@@ -282,11 +278,8 @@ class _Handlers:
         outputs: Any = None
         error = None
         try:
-            signature = shadow.model.signature
-            if signature is not None:
-                check_records(signature, records)
             outputs = await with_timeout(
-                shadow.batcher.submit(build_block(signature, records)),
+                shadow.batcher.submit(prepare_block(shadow.model.signature, records)),
                 runtime.timeout_s,
                 what=f"shadow model {shadow.variant.model}",
             )
