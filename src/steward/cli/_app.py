@@ -15,7 +15,9 @@ from rich.markup import escape
 from steward.cli import (
     _audit,
     _db,
+    _deployments,
     _features,
+    _gateway,
     _governance,
     _lineage,
     _logs,
@@ -60,6 +62,8 @@ app.add_typer(_governance.tokens_app, name="tokens")
 app.command("whoami")(_governance.whoami)
 app.add_typer(_logs.app, name="logs")
 app.add_typer(_features.app, name="features")
+app.add_typer(_deployments.deployments_app, name="deployments")
+app.command("gateway")(_gateway.gateway)
 
 _DEBUG = "STEWARD_DEBUG"
 

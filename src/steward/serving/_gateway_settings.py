@@ -1,0 +1,59 @@
+"""Settings of the gateway process, read from ``STEWARD_GATEWAY_*`` like every other setting."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from steward.serving._predlog import PredictionLogSettings
+
+__all__ = ["GatewaySettings"]
+
+MiB = 1024 * 1024
+
+
+class GatewaySettings(PredictionLogSettings):
+    """How ``steward gateway`` listens, authenticates, reloads and sheds load.
+
+    It extends the store and prediction-log settings, so one object says where
+    the home, the metadata database and the prediction log are.
+    """
+
+    gateway_host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    gateway_port: int = Field(default=8700, ge=1, le=65535, description="Port to listen on.")
+    gateway_workers: int = Field(
+        default=1, ge=1, le=64, description="Worker processes (each loads every deployment)."
+    )
+    gateway_insecure_local: bool = Field(
+        default=False,
+        description=(
+            "Serve without authentication (development only; printed loudly at start). "
+            "Otherwise every request needs a bearer token or JWT."
+        ),
+    )
+    gateway_poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between checks of the deployments' latest revisions.",
+    )
+    gateway_max_body_bytes: int = Field(
+        default=4 * MiB, ge=1024, description="Refuse request bodies larger than this (413)."
+    )
+    gateway_max_rows: int = Field(
+        default=10_000, ge=1, description="Refuse predict requests with more rows than this."
+    )
+    gateway_max_in_flight: int = Field(
+        default=512, ge=1, description="Requests handled at once per worker (admission gate)."
+    )
+    gateway_max_queued: int = Field(
+        default=2048, ge=0, description="Requests waiting for a slot before 503 + Retry-After."
+    )
+    gateway_max_queue_wait_s: float = Field(
+        default=2.0, gt=0, description="The longest a request waits for a slot before 503."
+    )
+    gateway_breaker_failures: int = Field(
+        default=5, ge=1, description="Model failures within 30 s that open a variant's breaker."
+    )
+    gateway_breaker_cooldown_s: float = Field(
+        default=10.0, gt=0, description="Seconds an open breaker waits before probing."
+    )

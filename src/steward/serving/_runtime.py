@@ -1,0 +1,330 @@
+"""A deployment revision loaded into one gateway worker: models, batchers, breakers, fallback.
+
+Loading happens off the event loop (in a thread), once per revision: every
+variant's model is loaded (compiled ONNX preferred where parity was
+verified), warmed with a sample record, and given its micro-batcher and
+circuit breaker; the fallback is resolved. Only a revision that loads and
+warms completely ever takes traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from steward.core import InvalidInputError, StewardError
+from steward.registry import LoadedModel, RegistryService
+from steward.serving._bandit import ThompsonSampling
+from steward.serving._bandit_store import BanditStateStore
+from steward.serving._batching import MicroBatcher
+from steward.serving._cache import ResponseCache
+from steward.serving._deployment_models import DeploymentRevision
+from steward.serving._fallback import Predict, ResolvedFallback, parse_fallback, resolve_fallback
+from steward.serving._resilience import CircuitBreaker, CircuitOpenError, with_timeout
+from steward.serving._routing import Router
+from steward.serving._routing_spec import Variant
+from steward.serving._wire import build_block, check_records, warm_record
+
+__all__ = ["CallResult", "DeploymentRuntime", "ModelFailedError", "VariantRuntime", "load_runtime"]
+
+Block = Any  # a request's model input: a float matrix, a dict of columns, or records
+BatchObserver = Callable[[str, int], None]
+
+
+class ModelFailedError(StewardError):
+    """The variant's model failed (or timed out, or its breaker is open) and no fallback is set."""
+
+    def __init__(self, message: str, *, cause: BaseException) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def model_outputs(model: LoadedModel, block: Block) -> list[Any]:
+    """Run ``model`` on one block; return one JSON-ready output per row.
+
+    A classifier answers ``{"label": ..., "probabilities": {class: p}}`` from one
+    ``predict_proba`` call; anything else answers its ``predict`` value.
+    """
+    if callable(getattr(model.model, "predict_proba", None)):
+        proba = np.asarray(model.predict_proba(block), dtype=np.float64)
+        if proba.ndim == 2:
+            sig = model.signature
+            classes = list(sig.classes) if sig is not None and sig.classes is not None else None
+            if classes is None or len(classes) != proba.shape[1]:
+                classes = list(range(proba.shape[1]))
+            keys = [str(c) for c in classes]
+            picks = proba.argmax(axis=1).tolist()
+            return [
+                {"label": classes[i], "probabilities": dict(zip(keys, row, strict=True))}
+                for i, row in zip(picks, proba.tolist(), strict=True)
+            ]
+    return np.asarray(model.predict(block)).tolist()  # type: ignore[no-any-return]
+
+
+def _rows(block: Block) -> int:
+    if isinstance(block, np.ndarray):
+        return int(block.shape[0])
+    if isinstance(block, dict):
+        return len(next(iter(block.values()), []))
+    return len(block)
+
+
+def batch_function(
+    model: LoadedModel, observe: BatchObserver | None = None, name: str = ""
+) -> Callable[[list[Block]], list[list[Any]]]:
+    """Return the micro-batcher's function: many requests' blocks in, their outputs out.
+
+    Float matrices are stacked into one model call; other blocks run one by one.
+    """
+
+    def run(blocks: list[Block]) -> list[list[Any]]:
+        if observe is not None:
+            observe(name, len(blocks))
+        if len(blocks) == 1:
+            return [model_outputs(model, blocks[0])]
+        if all(isinstance(b, np.ndarray) for b in blocks):
+            outputs = model_outputs(model, np.vstack(blocks))
+            result: list[list[Any]] = []
+            start = 0
+            for block in blocks:
+                end = start + block.shape[0]
+                result.append(outputs[start:end])
+                start = end
+            return result
+        return [model_outputs(model, b) for b in blocks]
+
+    return run
+
+
+@dataclass
+class VariantRuntime:
+    """One variant of a loaded revision, with its model and its own resilience state."""
+
+    variant: Variant
+    model: LoadedModel
+    batcher: MicroBatcher[Block, list[Any]]
+    breaker: CircuitBreaker
+    load_seconds: float
+    requests: int = 0
+    rows: int = 0
+    errors: int = 0
+    fallbacks: int = 0
+    cache_hits: int = 0
+    last_error: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the status endpoint."""
+        stats = self.batcher.stats()
+        snap = self.breaker.snapshot()
+        return {
+            "name": self.variant.name,
+            "model": self.variant.model,
+            "role": self.variant.role,
+            "weight": self.variant.weight,
+            "artifact": self.model.artifact,
+            "flavor": self.model.flavor,
+            "load_seconds": round(self.load_seconds, 4),
+            "requests": self.requests,
+            "rows": self.rows,
+            "errors": self.errors,
+            "fallbacks": self.fallbacks,
+            "cache_hits": self.cache_hits,
+            "last_error": self.last_error,
+            "breaker": snap.state,
+            "batches": stats.batches,
+            "mean_batch_size": stats.mean_batch_size,
+        }
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What a variant (or its fallback) answered for one request."""
+
+    outputs: list[Any]
+    fallback: bool = False
+    error: str | None = None
+    cached: bool = False
+
+
+@dataclass
+class DeploymentRuntime:
+    """A deployment revision ready to serve in this worker."""
+
+    revision: DeploymentRevision
+    router: Router
+    variants: dict[str, VariantRuntime]
+    fallback: ResolvedFallback | None
+    cache: ResponseCache[list[Any]] | None
+    bandit: ThompsonSampling | None
+    loaded_at: datetime
+    shadow_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        """The deployment's name."""
+        return self.revision.deployment
+
+    @property
+    def timeout_s(self) -> float | None:
+        """The per-variant model timeout in seconds, or None."""
+        ms = self.revision.settings.timeout_ms
+        return None if ms is None else ms / 1000.0
+
+    async def call(
+        self, runtime: VariantRuntime, block: Block, records: Sequence[Mapping[str, Any]]
+    ) -> CallResult:
+        """Answer one request with ``runtime``'s model, or its fallback when the model fails.
+
+        Raises:
+            InvalidInputError: the model refused the input (the caller's mistake).
+            ModelFailedError: the model failed and the deployment declares no fallback.
+        """
+        key = None
+        if self.cache is not None:
+            key = self.cache.key(list(records), namespace=runtime.variant.model)
+            hit = self.cache.get(key)
+            if hit is not None:
+                runtime.cache_hits += 1
+                return CallResult(hit, cached=True)
+        try:
+            runtime.breaker.acquire()
+        except CircuitOpenError as exc:
+            return self._fallback(runtime, records, exc)
+        try:
+            outputs = await with_timeout(
+                runtime.batcher.submit(block), self.timeout_s, what=f"model {runtime.variant.model}"
+            )
+        except InvalidInputError:
+            runtime.breaker.record_success()  # the input was wrong, not the model
+            raise
+        except Exception as exc:
+            runtime.breaker.record_failure()
+            return self._fallback(runtime, records, exc)
+        runtime.breaker.record_success()
+        if self.cache is not None:
+            self.cache.put(key, outputs)
+        return CallResult(outputs)
+
+    def _fallback(
+        self, runtime: VariantRuntime, records: Sequence[Mapping[str, Any]], exc: BaseException
+    ) -> CallResult:
+        runtime.errors += 1
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        runtime.last_error = reason
+        if self.fallback is None:
+            raise ModelFailedError(
+                f"variant {runtime.variant.name!r} ({runtime.variant.model}) of deployment "
+                f"{self.name!r} failed ({reason}) and the deployment declares no fallback",
+                cause=exc,
+            ) from exc
+        runtime.fallbacks += 1
+        return CallResult(self.fallback(records), fallback=True, error=reason)
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the status endpoint: revision, variants, traffic shares."""
+        variants = [v.describe() for v in self.variants.values()]
+        total = sum(v["requests"] for v in variants if v["role"] == "primary")
+        for v in variants:
+            v["traffic_share"] = (
+                round(v["requests"] / total, 4) if total and v["role"] == "primary" else None
+            )
+        return {
+            "name": self.name,
+            "revision": self.revision.revision,
+            "strategy": self.revision.spec.strategy,
+            "production": self.revision.production,
+            "settings": self.revision.settings.to_dict(),
+            "loaded_at": self.loaded_at.isoformat(),
+            "fallback": None if self.fallback is None else self.fallback.kind,
+            "bandit": None if self.bandit is None else self.bandit.describe(),
+            "variants": variants,
+        }
+
+    async def close(self) -> None:
+        """Finish queued work and release the batchers' threads."""
+        for runtime in self.variants.values():
+            await runtime.batcher.close()
+
+
+def load_runtime(
+    revision: DeploymentRevision,
+    registry: RegistryService,
+    *,
+    breaker_failures: int = 5,
+    breaker_cooldown_s: float = 10.0,
+    bandit_store: BanditStateStore | None = None,
+    observe_batch: Callable[[str, str, int], None] | None = None,
+) -> DeploymentRuntime:
+    """Load, warm and wire up every variant of ``revision`` (blocking: run it in a thread).
+
+    Raises:
+        StewardError: a model failed to load or to warm up, or the fallback failed
+            to resolve; nothing of the revision is kept.
+    """
+    settings = revision.settings
+    variants: dict[str, VariantRuntime] = {}
+    name = revision.deployment
+    # Batchers start their threads on first use, so a revision that fails here leaks none.
+    for variant in revision.spec.variants:
+        started = time.perf_counter()
+        model = registry.load(variant.model, prefer="onnx")
+        warm = [warm_record(model.signature)]
+        if model.signature is not None:
+            check_records(model.signature, warm)
+        model_outputs(model, build_block(model.signature, warm))
+        observe = None if observe_batch is None else functools.partial(observe_batch, name)
+        variants[variant.name] = VariantRuntime(
+            variant=variant,
+            model=model,
+            batcher=MicroBatcher(
+                batch_function(model, observe, variant.name),
+                max_batch_size=settings.max_batch_size,
+                max_wait_ms=settings.max_wait_ms,
+                name=f"{name}/{variant.name}",
+            ),
+            breaker=CircuitBreaker(
+                f"{name}/{variant.name}",
+                failure_threshold=breaker_failures,
+                cooldown_s=breaker_cooldown_s,
+            ),
+            load_seconds=time.perf_counter() - started,
+        )
+    fallback = None
+    if settings.fallback is not None:
+        fallback = resolve_fallback(parse_fallback(settings.fallback), load_model=_loader(registry))
+    bandit = None
+    if revision.spec.strategy == "bandit":
+        bandit = ThompsonSampling(
+            [v.name for v in revision.spec.primaries],
+            bandit_id=f"{name}:r{revision.revision}",
+            store=bandit_store,
+            floor=min(0.05, 1.0 / len(revision.spec.primaries)),
+        )
+    return DeploymentRuntime(
+        revision=revision,
+        router=Router(revision.spec, bandit=bandit),
+        variants=variants,
+        fallback=fallback,
+        cache=ResponseCache(ttl_s=settings.cache_ttl_s) if settings.cache else None,
+        bandit=bandit,
+        loaded_at=datetime.now(UTC),
+    )
+
+
+def _loader(registry: RegistryService) -> Callable[[str], Predict]:
+    def load(ref: str) -> Predict:
+        model = registry.load(ref, prefer="onnx")
+
+        def predict(records: Sequence[Mapping[str, Any]]) -> list[Any]:
+            return model_outputs(model, build_block(model.signature, [dict(r) for r in records]))
+
+        return predict
+
+    return load

@@ -1,0 +1,307 @@
+"""The predict request on the wire: decoding with msgspec, checking against a signature.
+
+A body is ``{"inputs": ...}`` in one of three shapes::
+
+    {"inputs": {"amount": 12.5, "hour": 3}}                 one record
+    {"inputs": [{"amount": 12.5, "hour": 3}, {...}]}        a batch of records
+    {"inputs": {"amount": [12.5, 80.0], "hour": [3, 22]}}    a batch, by column
+
+Checking returns every problem at once, each with the row and field it is
+about, so a caller fixes a request in one round trip (HTTP 422).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from steward.core import InvalidInputError
+from steward.registry import ColumnSpec, Signature
+
+__all__ = [
+    "FeedbackBody",
+    "FieldProblem",
+    "PredictBody",
+    "RequestProblemError",
+    "build_block",
+    "check_records",
+    "decode_feedback",
+    "decode_predict",
+    "prepare_block",
+    "records_of",
+    "warm_record",
+]
+
+_MAX_PROBLEMS = 50
+
+
+class PredictBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of ``POST /v1/deployments/{name}/predict``."""
+
+    inputs: dict[str, Any] | list[Any]
+
+
+class FeedbackBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of ``POST /v1/feedback``: a label, a reward, or both."""
+
+    request_id: str
+    deployment: str | None = None
+    label: bool | int | float | str | None = None
+    reward: float | None = None
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong with a request: where (row, field) and what."""
+
+    field: str
+    message: str
+    row: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON form the gateway sends."""
+        return {"row": self.row, "field": self.field, "message": self.message}
+
+
+class RequestProblemError(InvalidInputError):
+    """The request does not match what the deployment takes; ``problems`` names each field."""
+
+    def __init__(self, message: str, problems: list[FieldProblem]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+_predict_decoder = msgspec.json.Decoder(PredictBody)
+_feedback_decoder = msgspec.json.Decoder(FeedbackBody)
+
+
+def decode_predict(body: bytes) -> PredictBody:
+    """Decode a predict body.
+
+    Raises:
+        RequestProblemError: not JSON, or not ``{"inputs": ...}`` (the message says where).
+    """
+    try:
+        return _predict_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise RequestProblemError(
+            f"the request body is not a predict request: {exc}; send JSON like "
+            '{"inputs": {"amount": 12.5}} or {"inputs": [{...}, ...]}',
+            [FieldProblem("inputs", str(exc))],
+        ) from None
+
+
+def decode_feedback(body: bytes) -> FeedbackBody:
+    """Decode a feedback body.
+
+    Raises:
+        RequestProblemError: not JSON, missing ``request_id``, or neither label nor reward.
+    """
+    try:
+        fb = _feedback_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise RequestProblemError(
+            f"the request body is not feedback: {exc}; send JSON like "
+            '{"request_id": "...", "label": 1} or {"request_id": "...", "reward": 1.0}',
+            [FieldProblem("body", str(exc))],
+        ) from None
+    if fb.label is None and fb.reward is None:
+        raise RequestProblemError(
+            "feedback needs a label or a reward (or both)",
+            [FieldProblem("label", "give a label or a reward")],
+        )
+    for name, value in (("label", fb.label), ("reward", fb.reward)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RequestProblemError(
+                f"feedback {name} is {value!r}; it must be a finite number",
+                [FieldProblem(name, "must be finite")],
+            )
+    return fb
+
+
+def records_of(inputs: dict[str, Any] | list[Any], *, max_rows: int) -> list[dict[str, Any]]:
+    """Turn the three input shapes into a list of records.
+
+    Raises:
+        RequestProblemError: a batch element is not an object, columns of unequal
+            length, a record mixing lists and values, no rows, or too many rows.
+    """
+    if isinstance(inputs, list):
+        bad = [i for i, r in enumerate(inputs) if not isinstance(r, dict)]
+        if bad:
+            raise RequestProblemError(
+                f"inputs[{bad[0]}] is not an object; a batch is a list of records like "
+                '{"amount": 12.5}',
+                [FieldProblem("inputs", "not an object", row=i) for i in bad[:_MAX_PROBLEMS]],
+            )
+        records: list[dict[str, Any]] = inputs
+    else:
+        lists = [k for k, v in inputs.items() if isinstance(v, list)]
+        if not lists:
+            records = [inputs]
+        elif len(lists) != len(inputs):
+            scalars = sorted(set(inputs) - set(lists))
+            raise RequestProblemError(
+                "inputs mix columns (lists) and single values; send every field as a list "
+                f"(columnar) or none (one record); single values: {', '.join(scalars)}",
+                [FieldProblem(k, "a single value among columns") for k in scalars],
+            )
+        else:
+            lengths = {len(inputs[k]) for k in lists}
+            if len(lengths) != 1:
+                sizes = ", ".join(f"{k}={len(inputs[k])}" for k in lists)
+                raise RequestProblemError(
+                    f"columns have different lengths ({sizes}); every column needs one value "
+                    "per row",
+                    [FieldProblem(k, f"{len(inputs[k])} values") for k in lists],
+                )
+            n = lengths.pop()
+            records = [{k: inputs[k][i] for k in lists} for i in range(n)]
+    if not records:
+        raise RequestProblemError(
+            "inputs hold no rows; send at least one record", [FieldProblem("inputs", "empty")]
+        )
+    if len(records) > max_rows:
+        raise RequestProblemError(
+            f"inputs hold {len(records):,} rows; the limit is {max_rows:,} per request: split "
+            "the batch (or raise STEWARD_GATEWAY_MAX_ROWS)",
+            [FieldProblem("inputs", f"{len(records)} rows, limit {max_rows}")],
+        )
+    return records
+
+
+def _value_problem(spec: ColumnSpec, value: Any) -> str | None:
+    if value is None:
+        return None if spec.nullable else f"null, but {spec.name!r} is not nullable"
+    kind = spec.kind
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"expected a number ({spec.dtype}), got {type(value).__name__} {value!r:.40}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{value!r} is not a finite number"
+    elif kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"expected an integer ({spec.dtype}), got {type(value).__name__} {value!r:.40}"
+        if isinstance(value, float) and not value.is_integer():
+            return f"expected an integer ({spec.dtype}), got {value!r}"
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            return f"expected true or false, got {type(value).__name__} {value!r:.40}"
+    elif kind == "string" and not isinstance(value, str):
+        return f"expected a string, got {type(value).__name__} {value!r:.40}"
+    return None
+
+
+def check_records(signature: Signature, records: list[dict[str, Any]]) -> None:
+    """Check every record against ``signature``.
+
+    Raises:
+        RequestProblemError: with one problem per missing, unexpected, mistyped,
+            null or non-finite value (at most 50 listed).
+    """
+    specs = signature.inputs
+    names = {c.name for c in specs}
+    problems: list[FieldProblem] = []
+    for row, record in enumerate(records):
+        for spec in specs:
+            if spec.name not in record:
+                problems.append(FieldProblem(spec.name, f"missing ({spec.dtype})", row))
+            else:
+                message = _value_problem(spec, record[spec.name])
+                if message:
+                    problems.append(FieldProblem(spec.name, message, row))
+        if len(record) > len(names) or any(k not in names for k in record):
+            for key in record:
+                if key not in names:
+                    problems.append(FieldProblem(str(key)[:200], "unexpected field", row))
+        if len(problems) >= _MAX_PROBLEMS:
+            break
+    if problems:
+        shown = "; ".join(
+            f"{'' if p.row is None else f'row {p.row} '}{p.field}: {p.message}"
+            for p in problems[:5]
+        )
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise RequestProblemError(
+            f"inputs do not match the model's signature: {shown}{more}; fields: "
+            f"{', '.join(signature.names)}",
+            problems[:_MAX_PROBLEMS],
+        )
+
+
+def build_block(signature: Signature | None, records: list[dict[str, Any]]) -> Any:
+    """Return the model input for checked records.
+
+    An all-numeric signature gets a float64 matrix in signature order (nulls as
+    NaN), which batches by stacking; anything else gets a dict of columns.
+    """
+    if signature is None:
+        return records
+    kinds = {c.kind for c in signature.inputs}
+    names = signature.names
+    if kinds <= {"float"}:
+        rows = [[np.nan if (v := r[n]) is None else v for n in names] for r in records]
+        return np.asarray(rows, dtype=np.float64).reshape(len(records), len(names))
+    return {n: [r[n] for r in records] for n in names}
+
+
+def prepare_block(signature: Signature | None, records: list[dict[str, Any]]) -> Any:
+    """Check records against ``signature`` and return the model input (see :func:`build_block`).
+
+    All-float signatures take a fast path: one pass over the values, one NumPy
+    conversion, one finiteness check; anything unusual falls back to the full
+    check, which names every problem.
+
+    Raises:
+        RequestProblemError: see :func:`check_records`.
+    """
+    if signature is None:
+        return records
+    names = signature.names
+    if all(c.kind == "float" and not c.nullable for c in signature.inputs):
+        wanted = set(names)
+        if all(r.keys() == wanted for r in records):
+            flat = [r[n] for r in records for n in names]
+            if all(type(v) is float or type(v) is int for v in flat):
+                try:
+                    matrix = np.asarray(flat, dtype=np.float64)
+                except OverflowError:
+                    matrix = None
+                if matrix is not None and np.isfinite(matrix).all():
+                    return matrix.reshape(len(records), len(names))
+    check_records(signature, records)
+    return build_block(signature, records)
+
+
+def warm_record(signature: Signature | None) -> dict[str, Any]:
+    """Return a plausible record for warming a model up (middle of ranges, first category)."""
+    if signature is None:
+        return {}
+    record: dict[str, Any] = {}
+    for spec in signature.inputs:
+        record[spec.name] = _warm_value(spec)
+    return record
+
+
+def _warm_value(spec: ColumnSpec) -> Any:
+    kind = spec.kind
+    middle = (spec.min + spec.max) / 2 if spec.min is not None and spec.max is not None else 0.0
+    if kind == "float":
+        return float(middle)
+    if kind == "integer":
+        return round(middle)
+    if kind == "boolean":
+        return False
+    if kind == "string":
+        return str(spec.categories[0]) if spec.categories else ""
+    return None
+
+
+def as_mapping(value: object) -> Mapping[str, Any] | None:
+    """Return ``value`` if it is a mapping, else None (for the sticky key's record)."""
+    return value if isinstance(value, Mapping) else None

@@ -1,0 +1,234 @@
+"""The state of one gateway worker: loaded deployments, the prediction log, access checks.
+
+Deployments are read from the metadata database once at start and then polled
+(one small query for every deployment's latest revision number) every
+``gateway_poll_interval`` seconds. A changed revision is loaded in a thread and
+swapped in atomically (one dict assignment); requests already running finish
+on the revision they started on. A revision that fails to load never takes
+traffic: the previous one keeps serving and the error is reported in status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from steward.core import PermissionDeniedError, Principal, StewardError, load_settings
+from steward.governance import (
+    AuthenticationError,
+    GovernanceAuthorizer,
+    GovernanceSettings,
+    authenticate,
+)
+from steward.registry import RegistryService
+from steward.serving._bandit_store import SqlBanditStateStore
+from steward.serving._deployments import DeploymentService
+from steward.serving._gateway_settings import GatewaySettings
+from steward.serving._limits import AdmissionController
+from steward.serving._metrics import GatewayMetrics
+from steward.serving._predlog import PredictionLog
+from steward.serving._runtime import DeploymentRuntime, load_runtime
+from steward.store import Store
+
+__all__ = ["Caller", "GatewayWorker"]
+
+_log = logging.getLogger("steward.serving.gateway")
+OVERRIDE_SCOPE = "deployments:write"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request, and whether they may pick a variant with the override header."""
+
+    name: str | None
+    override_allowed: bool
+
+
+@dataclass
+class LoadFailure:
+    """A revision that could not be loaded (the previous one, if any, keeps serving)."""
+
+    revision: int
+    error: str
+
+
+class GatewayWorker:
+    """Everything one worker process holds in memory to serve predictions.
+
+    Args:
+        settings: the gateway's settings.
+        store: the store to read deployments and models from (default: opened
+            from ``settings``; closed by :meth:`close` only when opened here).
+        governance: governance settings for authentication (default: from the env).
+    """
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        store: Store | None = None,
+        governance: GovernanceSettings | None = None,
+    ) -> None:
+        self.settings = settings
+        self._own_store = store is None
+        self.store = store or Store.open(settings)
+        self.registry = RegistryService(self.store)
+        self.deployments = DeploymentService(self.store, self.registry)
+        self.governance = governance or load_settings(GovernanceSettings, home=settings.home)
+        self.authorizer = GovernanceAuthorizer(self.store, settings=self.governance)
+        self.metrics = GatewayMetrics()
+        self.admission = AdmissionController(
+            max_in_flight=settings.gateway_max_in_flight,
+            max_queued=settings.gateway_max_queued,
+            max_queue_wait_s=settings.gateway_max_queue_wait_s,
+        )
+        self.bandit_store = SqlBanditStateStore(self.store.database)
+        self.runtimes: dict[str, DeploymentRuntime] = {}
+        self.failures: dict[str, LoadFailure] = {}
+        self.polled = False
+        self._logs: dict[str, PredictionLog] = {}
+        self._poller: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+
+    # -- the prediction log ------------------------------------------------
+
+    def log_for(self, mode: str) -> PredictionLog:
+        """Return this worker's log of ``mode`` (``durable`` or ``async``), opening it once."""
+        log = self._logs.get(mode)
+        if log is None:
+            # One writer per mode: the async writer's segments carry their own worker id.
+            worker = None if mode == "durable" else f"{self.log_for('durable').worker_id}-async"
+            log = PredictionLog.from_settings(self.settings, mode=mode, worker_id=worker)
+            self._logs[mode] = log
+        return log
+
+    # -- deployments -------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load every deployment, then poll for new revisions in the background."""
+        self.log_for("durable")
+        await self.refresh()
+        self._poller = asyncio.create_task(self._poll(), name="steward-gateway-poll")
+
+    async def refresh(self) -> None:
+        """Load revisions that changed since the last look; keep the old ones on failure."""
+        latest = await asyncio.to_thread(self.deployments.latest_revisions)
+        for name, revision in sorted(latest.items()):
+            current = self.runtimes.get(name)
+            if current is not None and current.revision.revision == revision:
+                continue
+            failed = self.failures.get(name)
+            if failed is not None and failed.revision == revision:
+                continue
+            await self._load(name, revision, current)
+        self.polled = True
+
+    async def _load(self, name: str, revision: int, current: DeploymentRuntime | None) -> None:
+        try:
+            target = await asyncio.to_thread(self.deployments.get_revision, name, revision)
+            if target.settings.log_mode == "async":
+                self.log_for("async")
+            runtime = await asyncio.to_thread(
+                load_runtime,
+                target,
+                self.registry,
+                breaker_failures=self.settings.gateway_breaker_failures,
+                breaker_cooldown_s=self.settings.gateway_breaker_cooldown_s,
+                bandit_store=self.bandit_store,
+                observe_batch=self.metrics.observe_batch,
+            )
+        except Exception as exc:  # any failure: report it, keep serving the old revision
+            message = f"revision {revision} failed to load: {type(exc).__name__}: {exc}"
+            self.failures[name] = LoadFailure(revision, message[:2000])
+            log = _log.error if isinstance(exc, StewardError) else _log.exception
+            log("deployment %s: %s", name, message)
+            return
+        self.runtimes[name] = runtime  # the atomic swap
+        self.failures.pop(name, None)
+        _log.info("deployment %s: serving revision %d", name, revision)
+        if current is not None:
+            task = asyncio.create_task(current.close())
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.gateway_poll_interval)
+            try:
+                await self.refresh()
+            except Exception:  # the database may be away for a moment; keep serving
+                _log.exception("polling deployments failed; serving what is loaded")
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Return whether every deployment is loaded and warmed, with the reasons if not."""
+        missing = {
+            name: failure.error
+            for name, failure in self.failures.items()
+            if name not in self.runtimes
+        }
+        ready = self.polled and not missing
+        return ready, {
+            "ready": ready,
+            "deployments": {n: r.revision.revision for n, r in sorted(self.runtimes.items())},
+            "not_loaded": missing,
+        }
+
+    # -- access ------------------------------------------------------------
+
+    def authorize(self, authorization: str | None, scope: str, resource: str) -> Caller:
+        """Return the caller if its credential holds ``scope`` on ``resource``.
+
+        Raises:
+            AuthenticationError: no credential, or one that does not verify (401).
+            PermissionDeniedError: the caller lacks the scope (403; the denial is audited).
+        """
+        if self.settings.gateway_insecure_local:
+            return Caller(None, override_allowed=True)
+        if authorization is None or not authorization.strip():
+            raise AuthenticationError(
+                "this gateway needs a credential: send 'Authorization: Bearer <token>' with a "
+                f"steward token or JWT holding {scope!r}"
+            )
+        principal = authenticate(self.store, authorization, self.governance)
+        try:
+            self.authorizer.check(principal, scope, resource=resource)
+        except PermissionDeniedError:
+            self._audit_denial(principal, scope, resource)
+            raise
+        return Caller(principal.name, self._may(principal, OVERRIDE_SCOPE, resource))
+
+    def _may(self, principal: Principal, scope: str, resource: str) -> bool:
+        try:
+            self.authorizer.check(principal, scope, resource=resource)
+        except PermissionDeniedError:
+            return False
+        return True
+
+    def _audit_denial(self, principal: Principal, scope: str, resource: str) -> None:
+        with contextlib.suppress(PermissionDeniedError):
+            self.store.as_principal(principal).with_authorizer(self.authorizer).authorize(
+                scope, resource=resource
+            )
+
+    # -- shutdown ----------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop polling, finish queued work, write the logs and release the store."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        for runtime in self.runtimes.values():
+            for task in list(runtime.shadow_tasks):
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await task
+            await runtime.close()
+        if self._retired:
+            await asyncio.gather(*self._retired, return_exceptions=True)
+        for log in self._logs.values():
+            log.close()
+        if self._own_store:
+            self.store.close()

@@ -1,0 +1,288 @@
+"""The gateway over a real registry on a temporary home: predict, feedback, status, reloads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+from tests.serving._deploy_support import Home, open_home, record
+
+from steward.serving import GatewaySettings, Variant, create_app
+from steward.serving._predlog import PredictionLog
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Home]:
+    h = open_home(tmp_path / "home")
+    h.deployments.create("fraud-api", [Variant("champion", "fraud@champion")])
+    yield h
+    h.store.close()
+
+
+def settings(home: Home, **overrides: object) -> GatewaySettings:
+    values: dict[str, object] = {
+        "home": home.path,
+        "gateway_insecure_local": True,
+        "gateway_poll_interval": 30.0,
+        "gateway_max_body_bytes": 64 * 1024,
+    }
+    values.update(overrides)
+    return GatewaySettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(home: Home) -> Iterator[TestClient]:
+    with TestClient(create_app(settings(home), store=home.store)) as c:
+        yield c
+
+
+def refresh(client: TestClient) -> None:
+    """Run one poll of the deployments now (what the background poller does every second)."""
+    client.portal.call(client.app.state.worker.refresh)  # type: ignore[union-attr,attr-defined]
+
+
+def logged_ids(home: Home) -> set[str]:
+    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
+    try:
+        table = log.query("SELECT request_id FROM predictions WHERE NOT shadow")
+        return set(table.column("request_id").to_pylist())
+    finally:
+        log.close()
+
+
+def test_gateway_predicts_one_record_a_batch_and_columns(client: TestClient, home: Home) -> None:
+    one = client.post("/v1/deployments/fraud-api/predict", json={"inputs": record()})
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["model_version"] == "fraud:1"
+    assert body["variant"] == "champion"
+    assert body["fallback"] is False
+    assert len(body["outputs"]) == 1
+    assert body["outputs"][0]["label"] in (0, 1)
+    assert set(body["outputs"][0]["probabilities"]) == {"0", "1"}
+    batch = client.post(
+        "/v1/deployments/fraud-api/predict", json={"inputs": [record(), record(amount=-3.0)]}
+    )
+    assert batch.status_code == 200
+    assert len(batch.json()["outputs"]) == 2
+    columns = client.post(
+        "/v1/deployments/fraud-api/predict",
+        json={"inputs": {"x0": [0.5, -3.0], "x1": [1.0, 1.0], "x2": [-0.2, -0.2]}},
+    )
+    assert columns.status_code == 200
+    assert columns.json()["outputs"] == batch.json()["outputs"]
+    ids = {r.json()["request_id"] for r in (one, batch, columns)}
+    assert ids <= logged_ids(home)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "field", "words"),
+    [
+        ({"x0": 1.0, "x1": 2.0}, "x2", "missing"),
+        ({**record(), "extra": 1}, "extra", "unexpected"),
+        ({**record(), "x1": "high"}, "x1", "expected a number"),
+        ({**record(), "x1": True}, "x1", "expected a number"),
+        ({**record(), "x0": None}, "x0", "not nullable"),
+    ],
+)
+def test_gateway_bad_records_get_422_naming_the_field(
+    client: TestClient, inputs: dict[str, object], field: str, words: str
+) -> None:
+    response = client.post("/v1/deployments/fraud-api/predict", json={"inputs": inputs})
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert any(e["field"] == field and words in e["message"] for e in errors), errors
+
+
+def test_gateway_infinity_gets_422_naming_the_field(client: TestClient) -> None:
+    body = b'{"inputs": {"x0": 1e999, "x1": 1.0, "x2": -1e999}}'
+    response = client.post(
+        "/v1/deployments/fraud-api/predict",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    # msgspec refuses numbers out of float range while decoding, naming the path.
+    assert "Number out of range" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"inputs": NaN}',
+        b'{"records": []}',
+        b'{"inputs": 3}',
+        b'{"inputs": []}',
+        b'{"inputs": [1, 2]}',
+        b'{"inputs": {"x0": [1.0], "x1": 2.0, "x2": [1.0]}}',
+        b'{"inputs": {"x0": [1.0, 2.0], "x1": [2.0], "x2": [1.0]}}',
+        b"",
+    ],
+)
+def test_gateway_malformed_bodies_get_422(client: TestClient, body: bytes) -> None:
+    response = client.post(
+        "/v1/deployments/fraud-api/predict",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["message"]
+
+
+def test_gateway_huge_payload_gets_413(client: TestClient) -> None:
+    rows = [record()] * 5000
+    response = client.post("/v1/deployments/fraud-api/predict", json={"inputs": rows})
+    assert response.status_code == 413
+    assert "STEWARD_GATEWAY_MAX_BODY_BYTES" in response.json()["message"]
+
+
+def test_gateway_unknown_deployment_is_404_listing_deployments(client: TestClient) -> None:
+    response = client.post("/v1/deployments/nope/predict", json={"inputs": record()})
+    assert response.status_code == 404
+    assert "fraud-api" in response.json()["message"]
+
+
+def test_gateway_health_ready_status_and_metrics(client: TestClient) -> None:
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["deployments"] == {"fraud-api": 1}
+    client.post("/v1/deployments/fraud-api/predict", json={"inputs": record()})
+    status = client.get("/v1/deployments/fraud-api").json()
+    assert status["revision"] == 1
+    assert status["variants"][0]["requests"] == 1
+    assert status["variants"][0]["traffic_share"] == 1.0
+    metrics = client.get("/metrics").text
+    wanted = 'deployment="fraud-api",status="200",variant="champion"'
+    assert f"steward_gateway_requests_total{{{wanted}}} 1.0" in metrics
+    assert "steward_gateway_request_latency_seconds_bucket" in metrics
+    assert "steward_gateway_batch_requests_bucket" in metrics
+
+
+def test_gateway_rollback_takes_effect_on_the_next_poll(client: TestClient, home: Home) -> None:
+    home.deployments.update("fraud-api", [Variant("challenger", "fraud:2")])
+    refresh(client)
+    after = client.post("/v1/deployments/fraud-api/predict", json={"inputs": record()}).json()
+    assert (after["revision"], after["model_version"]) == (2, "fraud:2")
+    home.deployments.rollback("fraud-api", 1)
+    refresh(client)
+    back = client.post("/v1/deployments/fraud-api/predict", json={"inputs": record()}).json()
+    assert (back["revision"], back["model_version"], back["variant"]) == (3, "fraud:1", "champion")
+
+
+def test_gateway_broken_revision_keeps_the_old_one_serving(client: TestClient, home: Home) -> None:
+    home.deployments.update("fraud-api", [Variant("challenger", "fraud:2")])
+    # Break the new version's artifact: its bytes no longer match the digest.
+    version = home.registry.get_version("fraud:2")
+    for path in (home.path / "artifacts").rglob("*"):
+        if path.is_file() and version.artifact_digest in path.name:
+            path.write_bytes(b"tampered")
+    refresh(client)
+    response = client.post("/v1/deployments/fraud-api/predict", json={"inputs": record()})
+    assert response.status_code == 200
+    assert response.json()["revision"] == 1
+    status = client.get("/v1/deployments/fraud-api").json()
+    assert status["load_error"] and "revision 2" in status["load_error"]
+
+
+def test_gateway_falls_back_when_the_model_fails(home: Home) -> None:
+    home.deployments.update(
+        "fraud-api", settings={"fallback": {"kind": "constant", "value": "review"}}
+    )
+    with TestClient(create_app(settings(home), store=home.store)) as client:
+        runtime = client.app.state.worker.runtimes["fraud-api"]  # type: ignore[attr-defined]
+        variant = runtime.variants["champion"]
+
+        def broken(blocks: list[object]) -> list[object]:
+            raise RuntimeError("model exploded")
+
+        variant.batcher.fn = broken
+        response = client.post("/v1/deployments/fraud-api/predict", json={"inputs": record()})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["fallback"] is True
+        assert body["outputs"] == ["review"]
+        request_id = body["request_id"]
+    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
+    try:
+        rows = log.query(
+            "SELECT fallback, error FROM predictions WHERE request_id = ?", [request_id]
+        ).to_pylist()
+    finally:
+        log.close()
+    assert rows[0]["fallback"] is True
+    assert "model exploded" in rows[0]["error"]
+
+
+def test_gateway_model_failure_without_fallback_is_503(client: TestClient) -> None:
+    runtime = client.app.state.worker.runtimes["fraud-api"]  # type: ignore[attr-defined]
+
+    def broken(blocks: list[object]) -> list[object]:
+        raise RuntimeError("model exploded")
+
+    runtime.variants["champion"].batcher.fn = broken
+    response = client.post("/v1/deployments/fraud-api/predict", json={"inputs": record()})
+    assert response.status_code == 503
+    assert "no fallback" in response.json()["message"]
+
+
+def test_gateway_shadow_is_logged_never_returned(home: Home) -> None:
+    home.deployments.update(
+        "fraud-api",
+        [Variant("champion", "fraud:1"), Variant("next", "fraud:2", role="shadow")],
+    )
+    with TestClient(create_app(settings(home), store=home.store)) as client:
+        response = client.post("/v1/deployments/fraud-api/predict", json={"inputs": record()})
+        assert response.json()["variant"] == "champion"
+        request_id = response.json()["request_id"]
+    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
+    try:
+        rows = log.query(
+            "SELECT variant, shadow FROM predictions WHERE request_id = ? ORDER BY shadow",
+            [request_id],
+        ).to_pylist()
+    finally:
+        log.close()
+    assert rows == [
+        {"variant": "champion", "shadow": False},
+        {"variant": "next", "shadow": True},
+    ]
+
+
+def test_gateway_feedback_is_logged(client: TestClient, home: Home) -> None:
+    rid = client.post("/v1/deployments/fraud-api/predict", json={"inputs": record()}).json()[
+        "request_id"
+    ]
+    ok = client.post(
+        "/v1/feedback", json={"request_id": rid, "deployment": "fraud-api", "label": 1}
+    )
+    assert ok.status_code == 200, ok.text
+    missing = client.post("/v1/feedback", json={"request_id": rid, "deployment": "fraud-api"})
+    assert missing.status_code == 422
+    unknown = client.post("/v1/feedback", json={"request_id": rid, "deployment": "x", "label": 1})
+    assert unknown.status_code == 404
+    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
+    try:
+        labels = log.query("SELECT label FROM feedback WHERE request_id = ?", [rid]).to_pylist()
+    finally:
+        log.close()
+    assert len(labels) == 1
+
+
+def test_gateway_override_header_needs_the_scope_and_marks_test(client: TestClient) -> None:
+    response = client.post(
+        "/v1/deployments/fraud-api/predict",
+        json={"inputs": record()},
+        headers={"X-Steward-Variant": "champion"},
+    )
+    assert response.status_code == 200
+    assert response.json()["test"] is True
+    unknown = client.post(
+        "/v1/deployments/fraud-api/predict",
+        json={"inputs": record()},
+        headers={"X-Steward-Variant": "ghost"},
+    )
+    assert unknown.status_code == 422
