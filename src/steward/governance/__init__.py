@@ -19,6 +19,7 @@ from steward.governance._errors import (
 from steward.governance._evidence import RegistryEvidence
 from steward.governance._holds import HOLD_KINDS, ActiveHolds, HoldService, LegalHold
 from steward.governance._identities import IdentityService
+from steward.governance._inventory import InventoryRow, build_inventory, inventory_csv
 from steward.governance._jwt import JwtVerifier
 from steward.governance._models import (
     AuthenticatedPrincipal,
@@ -44,6 +45,7 @@ from steward.governance._promotions import (
     PromotionRequest,
     PromotionService,
 )
+from steward.governance._report import VersionReport, build_report
 from steward.governance._retention import RetentionService
 from steward.governance._retention_rules import (
     DEFAULT_RULES,
@@ -83,6 +85,7 @@ __all__ = [
     "HoldService",
     "Identity",
     "IdentityService",
+    "InventoryRow",
     "JwtVerifier",
     "LegalHold",
     "LegalHoldError",
@@ -107,8 +110,12 @@ __all__ = [
     "TokenInfo",
     "TokenRevokedError",
     "TokenService",
+    "VersionReport",
     "authenticate",
     "authenticated_store",
+    "build_inventory",
+    "build_report",
+    "inventory_csv",
     "parse_duration",
     "parse_policy",
     "parse_rules",
