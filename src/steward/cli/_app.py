@@ -21,6 +21,7 @@ from steward.cli import (
     _policy,
     _promotions,
     _registry,
+    _retention,
     _tracking,
     quality,
 )
@@ -56,6 +57,9 @@ app.add_typer(_governance.roles_app, name="roles")
 app.add_typer(_governance.tokens_app, name="tokens")
 app.command("whoami")(_governance.whoami)
 app.add_typer(_logs.app, name="logs")
+app.add_typer(_retention.retention_app, name="retention")
+app.add_typer(_retention.holds_app, name="holds")
+app.add_typer(_retention.governance_app, name="governance")
 
 _DEBUG = "STEWARD_DEBUG"
 
