@@ -209,3 +209,73 @@ def test_retention_needs_admin(st: Steward, tmp_path: Path) -> None:
     with pytest.raises(PermissionDeniedError):
         RetentionService(store, st.registry).apply(RULES)
     assert st.store.audit.list_events(limit=1)[0].action == "access.denied"
+
+
+def test_parent_and_children_go_together_or_stay_together(
+    st: Steward, retention: RetentionService, tmp_path: Path, clock: FrozenClock
+) -> None:
+    with st.start_run("hpo", name="parent") as parent:
+        with st.start_run("hpo", name="kept-child", parent=parent.id) as child:
+            kept_child = child.id
+        with st.start_run("hpo", name="gone-child", parent=parent.id) as child:
+            gone_child = child.id
+    with st.start_run("hpo", name="parent2") as parent2:
+        with st.start_run("hpo", name="child2", parent=parent2.id) as child:
+            child2 = child.id
+    _archive(st, parent.id, gone_child, parent2.id, child2)
+    clock.advance(days=91)
+
+    plan = retention.apply(RULES)
+
+    runs = {i.id: i for i in plan.items if i.kind == "run"}
+    assert runs[parent.id].action == "keep"
+    assert f"parent of run {kept_child}" in runs[parent.id].reason
+    assert runs[gone_child].action == "delete"
+    assert runs[parent2.id].action == runs[child2].action == "delete"
+    assert plan.deleted["runs"] == 3
+    assert st.tracking.get_run(parent.id).id == parent.id
+
+
+def test_subject_hold_keeps_the_dataset_named_after_the_subject(
+    st: Steward, retention: RetentionService, tmp_path: Path, clock: FrozenClock
+) -> None:
+    run_id = _run(st, tmp_path, "x", name="cust-7")  # its dataset is named data-cust-7
+    _archive(st, run_id)
+    HoldService(st.store).place("subject", "data-cust-7", reason="DSAR 12")
+    clock.advance(days=365)
+
+    plan = retention.apply(RULES)
+
+    dataset = next(i for i in plan.items if i.kind == "dataset_version")
+    assert dataset.action == "keep"
+    assert "DSAR 12" in dataset.reason
+    assert plan.deleted["dataset_versions"] == 0
+    assert plan.deleted["runs"] == 1  # the run itself was not held
+
+
+def test_archived_model_versions_are_reported_never_deleted(
+    st: Steward, retention: RetentionService, tmp_path: Path, clock: FrozenClock
+) -> None:
+    _run(st, tmp_path, "m", name="m", register=True)
+    st.registry.archive("fraud:1", reason="replaced")
+    clock.advance(days=3000)
+
+    plan = retention.apply(parse_rules(["model_versions: archived for 7y"]))
+
+    item = next(i for i in plan.items if i.kind == "model_version")
+    assert (item.label, item.action) == ("fraud:1", "keep")
+    assert "past its period" in item.reason
+    assert st.registry.get_version("fraud:1").version == 1
+
+
+def test_a_hold_placed_then_released_lets_retention_proceed(
+    st: Steward, retention: RetentionService, tmp_path: Path, clock: FrozenClock
+) -> None:
+    run_id = _run(st, tmp_path, "x", name="x")
+    _archive(st, run_id)
+    holds = HoldService(st.store)
+    hold = holds.place("runs", start=START, reason="audit")
+    clock.advance(days=91)
+    assert retention.apply(RULES).deleted["runs"] == 0
+    holds.release(hold.id, reason="audit done")
+    assert retention.apply(RULES).deleted["runs"] == 1

@@ -76,6 +76,12 @@ class Scan:
     dataset_other_refs: dict[str, str]
     protected: dict[str, str]
     manifest_problem: str | None = None
+    versions_by_run: dict[str, list[ModelVersion]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for version in self.versions:
+            if version.run_id is not None:
+                self.versions_by_run.setdefault(version.run_id, []).append(version)
 
     def run_items(self, rule: RetentionRule, *, only: str | None = None) -> list[RetentionItem]:
         """Runs the rule selects (or just ``only``), each to delete or keep, and their blobs."""
@@ -145,7 +151,7 @@ class Scan:
         return items
 
     def _decide_run(self, run: _Run, rule: RetentionRule) -> RetentionItem:
-        produced = [v for v in self.versions if v.run_id == run.id]
+        produced = self.versions_by_run.get(run.id, [])
         pairs = [(v.model, v.version) for v in produced]
         hold = self.holds.for_run(run.start_time, run.tags, pairs)
         label = f"{run.name} ({run.status})"
