@@ -127,3 +127,13 @@ def test_version_and_run_matching(store: Store) -> None:
     assert active.for_version("credit", 1) is None
     assert active.for_run(JAN, {}, [("credit", 2)]) is not None
     assert active.for_run(JAN, {"subject": "cust-1"}) is None
+
+
+def test_reading_holds_needs_a_legal_role_or_audit_read(store: Store) -> None:
+    hold = HoldService(store).place("model", "fraud", reason="sealed case 9")
+    with pytest.raises(PermissionDeniedError, match="audit:read"):
+        _as(store, "vic", "viewer").list_holds()
+    with pytest.raises(PermissionDeniedError, match="audit:read"):
+        _as(store, "vic", "viewer").get(hold.id)
+    assert [h.id for h in _as(store, "lea", "legal").list_holds()] == [hold.id]
+    assert _as(store, "vic", "viewer").active().for_version("fraud", 1) is not None

@@ -256,7 +256,9 @@ class HoldService:
 
         Raises:
             NotFoundError: no hold has that id.
+            PermissionDeniedError: the caller is not in a legal role and lacks ``audit:read``.
         """
+        self._require_reader()
         with self.store.database.read() as conn:
             row = conn.execute(sa.select(legal_holds).where(legal_holds.c.id == hold_id)).first()
         if row is None:
@@ -264,7 +266,15 @@ class HoldService:
         return _to_hold(row)
 
     def list_holds(self, *, include_released: bool = False) -> list[LegalHold]:
-        """Holds, oldest first; released ones only when asked."""
+        """Holds, oldest first; released ones only when asked.
+
+        Raises:
+            PermissionDeniedError: the caller is not in a legal role and lacks ``audit:read``.
+        """
+        self._require_reader()
+        return self._holds(include_released=include_released)
+
+    def _holds(self, *, include_released: bool) -> list[LegalHold]:
         query = sa.select(legal_holds).order_by(legal_holds.c.placed_at, legal_holds.c.id)
         if not include_released:
             query = query.where(legal_holds.c.released_at.is_(None))
@@ -272,8 +282,12 @@ class HoldService:
             return [_to_hold(r) for r in conn.execute(query).all()]
 
     def active(self) -> ActiveHolds:
-        """The holds in force now, for matching many objects against them."""
-        return ActiveHolds(tuple(self.list_holds()))
+        """The holds in force now, for matching many objects against them.
+
+        For services deciding deletions in process (retention, the prediction log's
+        purge); it checks no scope, so adapters list holds with :meth:`list_holds`.
+        """
+        return ActiveHolds(tuple(self._holds(include_released=False)))
 
     def is_held_partition(self, deployment: str, day: date) -> bool:
         """Whether a hold keeps the prediction partition of ``deployment`` on ``day``.
@@ -281,6 +295,10 @@ class HoldService:
         This is the ``held`` callable the prediction log's ``purge`` takes.
         """
         return self.active().for_partition(deployment, day) is not None
+
+    def _require_reader(self) -> None:
+        if not set(self.store.principal.roles) & set(self.legal_roles):
+            self.store.authorize("audit:read", resource="legal_hold")
 
     def _require_legal(self, what: str) -> None:
         principal = self.store.principal
