@@ -24,6 +24,7 @@ from steward.cli import (
     _policy,
     _promotions,
     _registry,
+    _retention,
     _tracking,
     quality,
 )
@@ -64,6 +65,9 @@ app.add_typer(_logs.app, name="logs")
 app.add_typer(_features.app, name="features")
 app.add_typer(_deployments.deployments_app, name="deployments")
 app.command("gateway")(_gateway.gateway)
+app.add_typer(_retention.retention_app, name="retention")
+app.add_typer(_retention.holds_app, name="holds")
+app.add_typer(_retention.governance_app, name="governance")
 
 _DEBUG = "STEWARD_DEBUG"
 

@@ -1,4 +1,4 @@
-"""Governance: identities, scopes, tokens, JWTs; policies by risk tier; promotion approvals."""
+"""Governance: identities, tokens, policies, promotions, retention, holds, inventory, reports."""
 
 from steward.governance._approvals import ApprovalTally, tally_approvals
 from steward.governance._authn import MAX_CREDENTIAL_CHARS, authenticate, authenticated_store
@@ -17,7 +17,9 @@ from steward.governance._errors import (
     TokenRevokedError,
 )
 from steward.governance._evidence import RegistryEvidence
+from steward.governance._holds import HOLD_KINDS, ActiveHolds, HoldService, LegalHold
 from steward.governance._identities import IdentityService
+from steward.governance._inventory import InventoryRow, build_inventory, inventory_csv
 from steward.governance._jwt import JwtVerifier
 from steward.governance._models import (
     AuthenticatedPrincipal,
@@ -43,15 +45,29 @@ from steward.governance._promotions import (
     PromotionRequest,
     PromotionService,
 )
+from steward.governance._report import VersionReport, build_report
+from steward.governance._retention import RetentionService
+from steward.governance._retention_rules import (
+    DEFAULT_RULES,
+    LegalHoldError,
+    RetentionItem,
+    RetentionPlan,
+    RetentionRule,
+    parse_rules,
+    read_rules,
+)
 from steward.governance._scopes import BUILTIN_ROLES, RESOURCE_TYPES, SCOPES, Role, RoleCatalog
 from steward.governance._settings import GovernanceSettings, parse_duration
 from steward.governance._tokens import TokenService, parse_scopes
 
 __all__ = [
     "BUILTIN_ROLES",
+    "DEFAULT_RULES",
+    "HOLD_KINDS",
     "MAX_CREDENTIAL_CHARS",
     "RESOURCE_TYPES",
     "SCOPES",
+    "ActiveHolds",
     "ApprovalRule",
     "ApprovalTally",
     "AuthMethod",
@@ -66,9 +82,13 @@ __all__ = [
     "GovernanceAuthorizer",
     "GovernanceError",
     "GovernanceSettings",
+    "HoldService",
     "Identity",
     "IdentityService",
+    "InventoryRow",
     "JwtVerifier",
+    "LegalHold",
+    "LegalHoldError",
     "Policy",
     "PolicyError",
     "PolicyProblem",
@@ -79,6 +99,10 @@ __all__ = [
     "PromotionService",
     "RegistryEvidence",
     "ResourceTeams",
+    "RetentionItem",
+    "RetentionPlan",
+    "RetentionRule",
+    "RetentionService",
     "Role",
     "RoleBinding",
     "RoleCatalog",
@@ -86,12 +110,18 @@ __all__ = [
     "TokenInfo",
     "TokenRevokedError",
     "TokenService",
+    "VersionReport",
     "authenticate",
     "authenticated_store",
+    "build_inventory",
+    "build_report",
+    "inventory_csv",
     "parse_duration",
     "parse_policy",
+    "parse_rules",
     "parse_scopes",
     "read_policy",
+    "read_rules",
     "run_checks",
     "tally_approvals",
 ]
