@@ -157,9 +157,12 @@ class Peers:
         return PeerEnv(name, python, info["python"], info["packages"])
 
     def _build(self, name: str, venv: Path, requirements: Path, digest: str) -> PeerEnv:
-        uv = shutil.which("uv")
+        uv = _find_uv()
         if uv is None:
-            raise PeerInstallError(f"peer {name!r} needs `uv` on PATH to build its environment")
+            raise PeerInstallError(
+                f"peer {name!r} needs `uv` (on PATH, or bootstrapped by `make setup`) "
+                "to build its environment"
+            )
         text = requirements.read_text()
         directive = _PYTHON_DIRECTIVE.search(text)
         python_request = directive.group(1) if directive else "{}.{}".format(*sys.version_info)
@@ -256,3 +259,12 @@ def _run_json(name: str, command: list[str], cwd: Path | None, timeout_s: float)
             + (f" (stderr: {stderr_tail})" if stderr_tail else "")
         )
     return value
+
+
+def _find_uv() -> str | None:
+    """Return uv from PATH, else the copy `make` bootstraps into the repository's .tools."""
+    found = shutil.which("uv")
+    if found is not None:
+        return found
+    bootstrapped = Path(__file__).resolve().parent.parent / ".tools" / "bin" / "uv"
+    return str(bootstrapped) if bootstrapped.is_file() else None
