@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from steward.core import ConflictError, InvalidInputError
 from steward.tracking._models import Metric, RunStatus
-from steward.tracking._validation import check_key, check_metric_value
+from steward.tracking._validation import (
+    check_key,
+    check_metric_value,
+    check_step,
+    check_timestamp,
+)
 
 if TYPE_CHECKING:
     from steward.tracking._service import TrackingService
@@ -58,6 +63,7 @@ class ActiveRun:
         self._flush_every = flush_every
         self._flush_interval = flush_interval
         self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
         self._buffer: list[tuple[str, float, int, int]] = []
         self._oldest: float | None = None
         self._next_step: dict[str, int] = {}
@@ -107,10 +113,22 @@ class ActiveRun:
         for item in metrics:
             if isinstance(item, Metric):
                 key, value, step, ts = item.key, item.value, item.step, item.timestamp_ms
-            else:
+            elif isinstance(item, tuple | list) and len(item) == 3:
                 key, value, step = item
                 ts = now
-            rows.append((self._key(key), check_metric_value(key, value), int(step), ts))
+            else:
+                raise InvalidInputError(
+                    f"a metric entry must be a Metric or a (key, value, step) tuple, got {item!r}"
+                )
+            self._key(key)
+            rows.append(
+                (
+                    key,
+                    check_metric_value(key, value),
+                    check_step(key, step),
+                    check_timestamp(key, ts),
+                )
+            )
         if params:
             self.log_params(params)
         if tags:
@@ -120,12 +138,18 @@ class ActiveRun:
     def _append(
         self, items: list[tuple[str, Any]], step: int | None, timestamp_ms: int | None
     ) -> None:
-        ts = self._service.now_ms() if timestamp_ms is None else int(timestamp_ms)
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
-            raise InvalidInputError(f"step must be an integer, got {step!r}")
+        if not items:
+            return
+        for key, _ in items:
+            self._key(key)
+        label = items[0][0]  # step and time are shared: errors name the first key
+        ts = (
+            self._service.now_ms() if timestamp_ms is None else check_timestamp(label, timestamp_ms)
+        )
+        if step is not None:
+            step = check_step(label, step)
         rows = []
         for key, value in items:
-            self._key(key)
             number = check_metric_value(key, value)
             with self._lock:
                 at = self._next_step.get(key, 0) if step is None else step
@@ -196,16 +220,17 @@ class ActiveRun:
 
     def flush(self) -> int:
         """Write buffered metric values now; returns how many were written."""
-        with self._lock:
-            rows, self._buffer, self._oldest = self._buffer, [], None
-        if rows:
-            try:
-                self._service._write_metrics(self.id, rows)
-            except BaseException:
-                with self._lock:  # keep them for the next attempt: nothing logged is lost
-                    self._buffer[:0] = rows
-                    self._oldest = self._oldest or time.monotonic()
-                raise
+        with self._write_lock:  # one write at a time, so end() never races a flush
+            with self._lock:
+                rows, self._buffer, self._oldest = self._buffer, [], None
+            if rows:
+                try:
+                    self._service._write_metrics(self.id, rows)
+                except BaseException:
+                    with self._lock:  # keep them for the next attempt: nothing logged is lost
+                        self._buffer[:0] = rows
+                        self._oldest = self._oldest or time.monotonic()
+                    raise
         return len(rows)
 
     def _due(self) -> bool:
@@ -221,19 +246,26 @@ class ActiveRun:
         status = RunStatus(status)
         if status is RunStatus.RUNNING:
             raise InvalidInputError("a run cannot be ended with status 'running'")
-        with self._lock:
-            if self._ended:
-                return
-            rows, self._buffer, self._oldest = self._buffer, [], None
-            self._ended = True
-        self._service._end_run(
-            self.id,
-            status,
-            rows=rows,
-            error=error,
-            wall_seconds=time.perf_counter() - self._started,
-            cpu_seconds=time.process_time() - self._cpu_started,
-        )
+        with self._write_lock:
+            with self._lock:
+                if self._ended:
+                    return
+                # Values stay buffered until the end is committed: a failed end loses
+                # nothing and can be retried (by the caller or the exit hook).
+                rows = list(self._buffer)
+            self._service._end_run(
+                self.id,
+                status,
+                rows=rows,
+                error=error,
+                wall_seconds=time.perf_counter() - self._started,
+                cpu_seconds=time.process_time() - self._cpu_started,
+            )
+            with self._lock:
+                self._ended = True
+                late, self._buffer, self._oldest = self._buffer[len(rows) :], [], None
+            if late:  # logged by another thread while the end was being written
+                self._service._write_metrics(self.id, late)
 
     def _check_open(self) -> None:
         if self._ended:

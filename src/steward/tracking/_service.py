@@ -208,6 +208,10 @@ class TrackingService(RunRecords, RunLifecycle):
         """
         if name is not None:
             check_name("run", name)
+        if isinstance(flush_interval, bool) or not isinstance(flush_interval, int | float):
+            raise InvalidInputError(f"flush_interval must be seconds, got {flush_interval!r}")
+        if not 0 < flush_interval < float("inf"):
+            raise InvalidInputError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
         encoded = self._encode_params(params or {})
         tag_values = self._check_tags(tags or {})
         parent_id = parent.id if isinstance(parent, ActiveRun) else parent
@@ -432,8 +436,11 @@ class TrackingService(RunRecords, RunLifecycle):
                 uow.conn,
                 (status.value, uow.clock.now(), error, wall_seconds, cpu_seconds, run_id),
             )
-            if updated.rowcount == 0:
-                raise NotFoundError(f"run {run_id!r} does not exist")
+            if updated.rowcount == 0:  # missing, or ended meanwhile (by another handle)
+                row = require_run(uow.conn, run_id)
+                raise ConflictError(
+                    f"run {run_id} is already {row.status}; only a running run can be ended"
+                )
             self._insert_metrics(uow, run_id, rows)
             uow.audit(
                 "run.end", "run", run_id, {"status": status.value, "error": (error or "")[-500:]}

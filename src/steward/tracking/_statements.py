@@ -42,9 +42,10 @@ INSERT_RUN = PreparedInsert(
 
 INSERT_PARAMS = PreparedInsert(params, ["run_id", "key", "value", "type", "num_value"])
 
+# Only a running run is ended: a second handle cannot overwrite a finished run's status.
 END_RUN = PreparedStatement(
     "UPDATE runs SET status = {}, end_time = {}, error = {}, wall_seconds = {}, "
-    "cpu_seconds = {} WHERE id = {}",
+    "cpu_seconds = {} WHERE id = {} AND status = 'running'",
     [
         runs.c.status,
         runs.c.end_time,

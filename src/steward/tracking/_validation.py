@@ -10,12 +10,20 @@ from typing import Any
 from steward.core import InvalidInputError
 from steward.tracking._models import ParamValue
 
-__all__ = ["check_key", "check_metric_value", "check_name", "encode_param"]
+__all__ = [
+    "check_key",
+    "check_metric_value",
+    "check_name",
+    "check_step",
+    "check_timestamp",
+    "encode_param",
+]
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-./: ]+$")
 MAX_KEY = 250
 MAX_NAME = 200
 MAX_PARAM_VALUE = 6000
+_INT64 = 2**63
 
 
 def check_key(kind: str, key: object) -> str:
@@ -39,7 +47,9 @@ def check_name(kind: str, name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError(f"{kind} name must be a non-empty string, got {name!r}")
     if len(name) > MAX_NAME:
-        raise InvalidInputError(f"{kind} name is {len(name)} characters; the limit is {MAX_NAME}")
+        raise InvalidInputError(
+            f"{kind} name {name[:40]!r}... is {len(name)} characters; the limit is {MAX_NAME}"
+        )
     if not name.isprintable() or name != name.strip():
         raise InvalidInputError(
             f"{kind} name {name!r} has control characters or surrounding spaces"
@@ -61,6 +71,33 @@ def check_metric_value(key: str, value: object) -> float:
     number = float(value)
     if not math.isfinite(number):
         raise InvalidInputError(f"metric {key!r} is {number}; only finite values are stored")
+    return number
+
+
+def check_step(key: str, step: object) -> int:
+    """Return a metric step as an int; refuse booleans, fractions and non-numbers.
+
+    ``check_step("auc", 3)`` is 3; ``check_step("auc", 1.5)`` and ``check_step("auc", "a")``
+    raise rather than truncate or guess.
+    """
+    return _check_int("step", key, step)
+
+
+def check_timestamp(key: str, timestamp_ms: object) -> int:
+    """Return a metric timestamp (epoch milliseconds) as an int, refusing anything else."""
+    return _check_int("timestamp_ms", key, timestamp_ms)
+
+
+def _check_int(field: str, key: str, value: object) -> int:
+    if type(value) is int and -_INT64 <= value < _INT64:  # the common case, checked cheaply
+        return value
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise InvalidInputError(
+            f"metric {key!r}: {field} must be an integer, got {type(value).__name__} {value!r}"
+        )
+    number = int(value)
+    if not -_INT64 <= number < _INT64:
+        raise InvalidInputError(f"metric {key!r}: {field} {number} is out of the 64-bit range")
     return number
 
 
