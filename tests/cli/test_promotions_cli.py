@@ -111,3 +111,59 @@ def test_bad_input(home: Path, capsys, monkeypatch) -> None:
     assert code == 2 and "ROLE=PATH" in err
     code, _, err = run(["approvals", "approve", "nope"], capsys, monkeypatch)
     assert code == 3
+
+
+def _ok(args: list[str], capsys, monkeypatch) -> str:
+    code, out, err = run(args, capsys, monkeypatch)
+    assert code == 0, err
+    return out
+
+
+def _secret(user: str, role: str, scopes: str, capsys, monkeypatch) -> str:
+    _ok(["users", "create", user, "--role", role], capsys, monkeypatch)
+    out = _ok(
+        ["tokens", "create", "--name", "t", "--scopes", scopes, "--for", user, "--json"],
+        capsys,
+        monkeypatch,
+    )
+    return str(json.loads(out)["token"])
+
+
+def test_policy_apply_with_a_viewer_token_is_refused(home: Path, capsys, monkeypatch) -> None:
+    viewer = _secret("vic", "viewer", "models:read", capsys, monkeypatch)
+    policy = str(home.parent / "policy.yaml")
+    code, _, err = run(["--token", viewer, "policy", "apply", policy], capsys, monkeypatch)
+    assert code == 5 and "'vic' lacks the scope 'admin'" in err
+    code, out, _ = run(["policy", "show"], capsys, monkeypatch)
+    assert "no policy applied yet" in out
+
+
+def test_approval_given_with_token_is_recorded_under_its_holder(
+    home: Path, capsys, monkeypatch
+) -> None:
+    ada = _secret("ada", "admin", "admin", capsys, monkeypatch)
+    _ok(["policy", "apply", str(home.parent / "policy.yaml")], capsys, monkeypatch)
+    out = _ok(
+        ["promote", "credit:1", "--to", "production", "-r", "x", "--json"], capsys, monkeypatch
+    )
+    request = json.loads(out)
+    out = _ok(
+        ["--token", ada, "approvals", "approve", request["id"], "-m", "ok"], capsys, monkeypatch
+    )
+    assert "executed" in out
+    shown = json.loads(_ok(["approvals", "show", request["id"], "--json"], capsys, monkeypatch))
+    assert [(d["approver"], d["comment"]) for d in shown["decisions"]] == [("ada", "ok")]
+
+
+def test_required_auth_approvals_list_with_token(home: Path, capsys, monkeypatch) -> None:
+    ada = _secret("ada", "admin", "admin", capsys, monkeypatch)
+    _ok(["policy", "apply", str(home.parent / "policy.yaml")], capsys, monkeypatch)
+    out = _ok(
+        ["promote", "credit:1", "--to", "production", "-r", "x", "--json"], capsys, monkeypatch
+    )
+    request = json.loads(out)
+    monkeypatch.setenv("STEWARD_AUTH", "required")
+    code, _, err = run(["approvals", "list"], capsys, monkeypatch)
+    assert code == 5 and "a token is needed (STEWARD_AUTH=required)" in err
+    listed = json.loads(_ok(["--token", ada, "approvals", "list", "--json"], capsys, monkeypatch))
+    assert [r["id"] for r in listed] == [request["id"]]

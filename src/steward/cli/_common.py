@@ -9,11 +9,13 @@ import typer
 
 from steward.core import load_settings
 from steward.governance import GovernanceSettings, authenticated_store
+from steward.sdk import Steward, connect
 from steward.store import Store, StoreSettings
 
 __all__ = [
     "HomeOption",
     "JsonOption",
+    "connect_client",
     "governance_settings",
     "open_store",
     "set_token",
@@ -45,6 +47,15 @@ def set_token(value: str | None) -> None:
 def token() -> str | None:
     """Return the credential given with ``--token``, if any."""
     return _token
+
+
+def connect_client(home: Path | None = None) -> Steward:
+    """Connect to the home in force as the caller (``--token``, else ``STEWARD_TOKEN``).
+
+    Every command that needs the SDK client connects through here, so none can
+    forget the global ``--token`` and silently act as the local identity.
+    """
+    return connect(home=home, token=_token, capture_environment=False)
 
 
 def store_settings(home: Path | None = None, **overrides: Any) -> StoreSettings:

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from steward.cli._common import HomeOption, JsonOption
+from steward.cli._common import HomeOption, JsonOption, connect_client
 from steward.cli._output import console, print_json, print_table
 from steward.core import InvalidInputError
 from steward.registry import ModelRef
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 from steward.serving import Deployment, DeploymentRevision, DeploymentService, RoutingSpec, Variant
 
 __all__ = ["deployments_app"]
@@ -89,7 +89,7 @@ def _service(st: Steward) -> DeploymentService:
 
 
 def _client(home: Path | None) -> Steward:
-    return connect(home=home, capture_environment=False)
+    return connect_client(home)
 
 
 def _variant(text: str, role: str, weight: float) -> Variant:

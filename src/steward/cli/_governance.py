@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal, cast
 
 import typer
 
-from steward.cli._common import HomeOption, JsonOption, token
+from steward.cli._common import HomeOption, JsonOption, connect_client
 from steward.cli._output import console, err_console, print_json, print_table
 from steward.core import NotFoundError
 from steward.governance import AuthenticatedPrincipal, Identity, RoleBinding, TokenInfo
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 
 __all__ = ["roles_app", "tokens_app", "users_app", "whoami"]
 
@@ -37,7 +37,7 @@ OnOption = Annotated[
 
 
 def _client(home: Path | None) -> Steward:
-    return connect(home=home, token=token(), capture_environment=False)
+    return connect_client(home)
 
 
 def _bindings_text(bindings: tuple[RoleBinding, ...] | list[RoleBinding]) -> str:

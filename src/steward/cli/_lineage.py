@@ -8,10 +8,9 @@ import typer
 from rich.markup import escape
 from rich.tree import Tree
 
-from steward.cli._common import HomeOption, JsonOption
+from steward.cli._common import HomeOption, JsonOption, connect_client
 from steward.cli._output import console, print_json, print_table
 from steward.registry import LineageGraph
-from steward.sdk import connect
 
 __all__ = ["import_app", "lineage_app", "render_lineage", "show_lineage"]
 
@@ -64,7 +63,7 @@ def render_lineage(graph: LineageGraph) -> Tree:
 
 def show_lineage(ref: str, *, home: Path | None, json: bool) -> None:
     """Print a version's lineage as a tree, or its graph as JSON."""
-    with connect(home=home, capture_environment=False) as st:
+    with connect_client(home) as st:
         graph = st.registry.lineage(ref)
     if json:
         print_json(graph.as_dict())
@@ -89,7 +88,7 @@ def lineage_dataset(
     json: JsonOption = False,
 ) -> None:
     """List the model versions trained on a dataset with this digest."""
-    with connect(home=home, capture_environment=False) as st:
+    with connect_client(home) as st:
         versions = st.registry.used_by_dataset(digest)
     if json:
         print_json([v.as_dict() for v in versions])
@@ -112,7 +111,7 @@ def import_mlflow(
     json: JsonOption = False,
 ) -> None:
     """Import an MLflow sklearn or onnx model (without mlflow) as a new version."""
-    with connect(home=home, capture_environment=False) as st:
+    with connect_client(home) as st:
         version = st.registry.import_mlflow(path, name=name, unsafe=unsafe)
     if json:
         print_json(version.as_dict())

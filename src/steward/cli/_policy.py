@@ -7,10 +7,9 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from steward.cli._common import HomeOption, JsonOption
+from steward.cli._common import HomeOption, JsonOption, connect_client
 from steward.cli._output import console, print_json, print_table
 from steward.governance import Policy, PolicyError, read_policy
-from steward.sdk import connect
 
 app = typer.Typer(help="Promotion policies: validate, apply, show, history.", no_args_is_help=True)
 
@@ -98,7 +97,7 @@ def apply(
     From the first applied policy on, moves into staging or production go through
     `steward promote`. Needs the admin scope.
     """
-    with connect(home=home, capture_environment=False) as st:
+    with connect_client(home) as st:
         before = st.promotions.current_policy().version
         applied = st.promotions.apply_policy(path)
     if json:
@@ -119,7 +118,7 @@ def show(
     json: JsonOption = False,
 ) -> None:
     """Print the policy in force (or a past version) as it was written."""
-    with connect(home=home, capture_environment=False) as st:
+    with connect_client(home) as st:
         if version is None:
             found = st.promotions.current_policy()
         else:
@@ -138,7 +137,7 @@ def show(
 @app.command("history")
 def history(home: HomeOption = None, json: JsonOption = False) -> None:
     """List every policy version applied, newest first."""
-    with connect(home=home, capture_environment=False) as st:
+    with connect_client(home) as st:
         versions = st.promotions.policy_history()
     if json:
         print_json([v.as_dict() for v in versions])

@@ -8,11 +8,11 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from steward.cli._common import HomeOption, JsonOption
+from steward.cli._common import HomeOption, JsonOption, connect_client
 from steward.cli._output import console, print_json, print_table
 from steward.core import InvalidInputError
 from steward.governance import PromotionPlan, PromotionRequest
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 
 __all__ = ["approvals_app", "promote"]
 
@@ -33,7 +33,7 @@ _STYLE = {
 
 
 def _client(home: Path | None) -> Steward:
-    return connect(home=home, capture_environment=False)
+    return connect_client(home)
 
 
 def _data(pairs: list[str]) -> dict[str, str]:

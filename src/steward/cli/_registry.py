@@ -10,12 +10,12 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import typer
 
-from steward.cli._common import HomeOption, JsonOption
+from steward.cli._common import HomeOption, JsonOption, connect_client
 from steward.cli._lineage import show_lineage
 from steward.cli._output import console, print_json, print_table
 from steward.core import InvalidInputError, NotFoundError
 from steward.registry import ModelVersion, Stage
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 
 __all__ = ["models_app"]
 
@@ -28,7 +28,7 @@ RefArgument = typer.Argument(..., help="NAME:VERSION, NAME@ALIAS or NAME (latest
 
 
 def _client(home: Path | None) -> Steward:
-    return connect(home=home, capture_environment=False)
+    return connect_client(home)
 
 
 def _versions_table(title: str, versions: list[ModelVersion]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from steward.cli._common import HomeOption, JsonOption, token
+from steward.cli._common import HomeOption, JsonOption, connect_client
 from steward.cli._output import console, print_json, print_table
 from steward.core import InvalidInputError, load_settings
 from steward.governance import (
@@ -26,7 +26,7 @@ from steward.governance import (
     parse_rules,
     read_rules,
 )
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 from steward.serving._predlog import PredictionArchive, PredictionLogSettings
 
 __all__ = ["governance_app", "holds_app", "retention_app"]
@@ -59,7 +59,7 @@ _CELL = 70
 
 
 def _client(home: Path | None) -> Steward:
-    return connect(home=home, token=token(), capture_environment=False)
+    return connect_client(home)
 
 
 def _rules(lines: list[str], path: Path | None) -> tuple[RetentionRule, ...]:

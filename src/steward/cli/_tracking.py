@@ -8,16 +8,16 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from steward.cli._common import HomeOption, JsonOption, token
+from steward.cli._common import HomeOption, JsonOption, connect_client
 from steward.cli._output import console, print_json, print_table
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 
 experiments_app = typer.Typer(help="List, inspect and archive experiments.", no_args_is_help=True)
 runs_app = typer.Typer(help="List, inspect, compare and reproduce runs.", no_args_is_help=True)
 
 
 def _client(home: Path | None) -> Steward:
-    return connect(home=home, token=token(), capture_environment=False)
+    return connect_client(home)
 
 
 @experiments_app.command("list")
