@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from tests.cli._helpers import run
 
+from steward.core import FrozenClock, utc_now
 from steward.sdk import connect
 
 
@@ -122,3 +124,30 @@ def test_cli_experiments_and_gc(
     code, _, err = run(["experiments", "archive", "nope", "--home", str(home)], capsys, monkeypatch)
     assert code == 3
     assert "experiment 'nope' does not exist; existing: 'fraud'" in err
+
+
+def test_cli_gc_keeps_recently_archived_runs(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _ids(home, capsys, monkeypatch)
+    ten_days_ago = utc_now() - timedelta(days=10)
+    with connect(home=home, clock=FrozenClock(ten_days_ago)) as st:
+        st.tracking.set_run_archived(ids["a"], True)
+    with connect(home=home) as st:
+        st.tracking.set_run_archived(ids["b"], True)  # archived just now
+    code, out, _ = run(
+        ["gc", "--home", str(home), "--older-than", "5", "--execute", "--json"],
+        capsys,
+        monkeypatch,
+    )
+    report = json.loads(out)
+    assert code == 0 and report["runs"] == [ids["a"]] and len(report["artifacts"]) == 1
+    with connect(home=home) as st:
+        assert not st.store.artifacts.exists(report["artifacts"][0])
+        [kept] = st.tracking.list_artifacts(ids["b"])
+        assert st.store.artifacts.exists(kept["digest"])  # the recent run's artifact stays
+    code, out, _ = run(
+        ["gc", "--home", str(home), "--older-than", "0", "--json"], capsys, monkeypatch
+    )
+    later = json.loads(out)
+    assert ids["b"] in later["runs"] and later["artifacts"] == [kept["digest"]]  # for later

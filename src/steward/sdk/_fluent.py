@@ -57,10 +57,10 @@ class _FluentRun(ModelRun):
     def end(
         self, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None
     ) -> None:
+        super().end(status, error=error)  # a failed end stays on the stack, to be retried
         stack = _stack()
         if self in stack:
             stack.remove(self)
-        super().end(status, error=error)
 
 
 def start_run(experiment: str = "default", **kwargs: Any) -> ModelRun:
