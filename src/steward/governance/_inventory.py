@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from steward.governance._policy import CardCompletenessCheck
-from steward.governance._promotions import OPEN, PromotionRequest, PromotionService
+from steward.governance._promotion_models import OPEN, PromotionRequest
+from steward.governance._promotions import PromotionService
 from steward.registry import ModelVersion, RegisteredModel, Stage
 from steward.store import Store
 

@@ -14,34 +14,41 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from steward.core import (
-    Authorizer,
     ConflictError,
     InvalidInputError,
-    NotFoundError,
     PermissionDeniedError,
     Principal,
     canonical_json,
     new_id,
 )
-from steward.governance._approvals import ApprovalTally, tally_approvals
-from steward.governance._checks import CheckResult, run_checks
+from steward.governance._checks import run_checks
 from steward.governance._evidence import RegistryEvidence
-from steward.governance._policy import ApprovalRule, Policy, parse_policy, read_policy
+from steward.governance._policy import parse_policy, read_policy
+from steward.governance._promotion_gate import GrantedFor, PromotionGate
+from steward.governance._promotion_models import (
+    DEFAULT_POLICY,
+    GATED_STAGES,
+    OPEN,
+    PolicyVersion,
+    PromotionPlan,
+    PromotionRequest,
+    latest_policy,
+    request_row,
+    to_policy_version,
+    to_request,
+)
 from steward.governance._promotion_tables import (
     policy_versions,
     promotion_approvals,
     promotion_requests,
 )
-from steward.registry import ModelRef, RegistryService, TransitionRequest
+from steward.registry import ModelRef, RegistryService
 from steward.store import Store, UnitOfWork
 
 __all__ = [
@@ -52,178 +59,7 @@ __all__ = [
     "PromotionService",
 ]
 
-GATED_STAGES = ("staging", "production")
-OPEN = ("pending", "approved")
-DEFAULT_POLICY = Policy(policy="default (no gates)")
-
 RolesOf = Callable[[Principal, str], Iterable[str]]
-
-
-@dataclass(frozen=True)
-class PolicyVersion:
-    """A policy as applied: its number, digest and document."""
-
-    version: int
-    policy: Policy
-    digest: str
-    document: str
-    created_by: str
-    created_at: datetime | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly view (without the document)."""
-        return {
-            "version": self.version,
-            "name": self.policy.policy,
-            "digest": self.digest,
-            "created_by": self.created_by,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-        }
-
-
-@dataclass(frozen=True)
-class PromotionPlan:
-    """What a request would meet, without storing anything (``--dry-run``)."""
-
-    ref: str
-    target_stage: str
-    risk_tier: str
-    policy_version: int
-    checks: tuple[CheckResult, ...]
-    approvals: tuple[ApprovalRule, ...]
-    excluded: Mapping[str, str]
-    freeze_window: str | None
-    emergency: bool
-
-    @property
-    def failed_checks(self) -> list[CheckResult]:
-        """Checks that did not pass."""
-        return [c for c in self.checks if not c.passed]
-
-    @property
-    def blocked_by(self) -> list[str]:
-        """Why the promotion cannot happen now, one line per reason (empty: only sign-offs)."""
-        reasons = [f"check failed: {c.description} — {c.detail}" for c in self.failed_checks]
-        if self.freeze_window and not self.emergency:
-            reasons.append(f"freeze window {self.freeze_window}: only emergency requests pass")
-        return reasons
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly view."""
-        return {
-            "ref": self.ref,
-            "target_stage": self.target_stage,
-            "risk_tier": self.risk_tier,
-            "policy_version": self.policy_version,
-            "checks": [c.to_dict() for c in self.checks],
-            "approvals_required": [r.model_dump() for r in self.approvals],
-            "excluded_approvers": dict(self.excluded),
-            "freeze_window": self.freeze_window,
-            "emergency": self.emergency,
-            "blocked_by": self.blocked_by,
-        }
-
-
-@dataclass(frozen=True)
-class PromotionRequest:
-    """A stored request, its evidence, its sign-offs and where it stands."""
-
-    id: str
-    model: str
-    version: int
-    target_stage: str
-    risk_tier: str
-    reason: str
-    emergency: bool
-    status: str
-    policy_version: int | None
-    checks: tuple[dict[str, Any], ...]
-    approvals_required: tuple[ApprovalRule, ...]
-    excluded: Mapping[str, str]
-    decisions: tuple[dict[str, Any], ...]
-    tally: ApprovalTally
-    freeze_window: str | None
-    requested_by: str
-    created_at: datetime
-    expires_at: datetime
-    decided_at: datetime | None
-    outcome: str | None = None
-    aliases: tuple[str, ...] = ()
-
-    @property
-    def ref(self) -> str:
-        """``NAME:VERSION``."""
-        return f"{self.model}:{self.version}"
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly view."""
-        return {
-            "id": self.id,
-            "ref": self.ref,
-            "target_stage": self.target_stage,
-            "risk_tier": self.risk_tier,
-            "reason": self.reason,
-            "emergency": self.emergency,
-            "aliases": list(self.aliases),
-            "status": self.status,
-            "policy_version": self.policy_version,
-            "checks": list(self.checks),
-            "approvals_required": [r.model_dump() for r in self.approvals_required],
-            "approvals_missing": dict(self.tally.missing),
-            "excluded_approvers": dict(self.excluded),
-            "decisions": list(self.decisions),
-            "freeze_window": self.freeze_window,
-            "requested_by": self.requested_by,
-            "created_at": self.created_at.isoformat(),
-            "expires_at": self.expires_at.isoformat(),
-            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
-            "outcome": self.outcome,
-        }
-
-
-class PromotionGate:
-    """The registry's transition gate: staging and production only through an approved request.
-
-    Until a first policy is applied nothing is required and stage moves are free
-    (still audited by the registry); from then on every move into staging or
-    production goes through :meth:`PromotionService.request`.
-    """
-
-    def check(self, request: TransitionRequest, uow: UnitOfWork) -> None:
-        """Allow a gated move only for an approved request, which is marked executed."""
-        target = request.to_stage.value
-        if target not in GATED_STAGES:
-            return
-        if _latest_policy_number(uow.conn) is None:
-            return  # no policy applied yet: nothing is required, moves are free (and audited)
-        now = uow.clock.now()
-        row = uow.conn.execute(
-            sa.select(promotion_requests.c.id)
-            .where(
-                promotion_requests.c.model == request.version.model,
-                promotion_requests.c.version == request.version.version,
-                promotion_requests.c.target_stage == target,
-                promotion_requests.c.status == "approved",
-                promotion_requests.c.expires_at > now,
-            )
-            .limit(1)
-        ).first()
-        if row is None:
-            raise PermissionDeniedError(
-                f"moving {request.version.ref} to {target} needs an approved promotion request; "
-                f"open one with: steward promote {request.version.ref} --to {target} --reason ..."
-            )
-        uow.conn.execute(
-            promotion_requests.update()
-            .where(promotion_requests.c.id == row.id)
-            .values(status="executed", decided_at=now, outcome="executed")
-        )
-        uow.audit(
-            "promotion.execute",
-            "promotion_request",
-            row.id,
-            {"ref": request.version.ref, "to": target},
-        )
 
 
 class PromotionService:
@@ -258,7 +94,7 @@ class PromotionService:
             policy = parse_policy(text, fmt="toml" if str(source).endswith(".toml") else "yaml")
         fmt = "toml" if str(source).endswith(".toml") else "yaml"
         with self.store.unit_of_work() as uow:
-            current = _latest_policy(uow.conn)
+            current = latest_policy(uow.conn)
             if current is not None and current.digest == policy.digest:
                 return current
             number = 1 if current is None else current.version + 1
@@ -290,7 +126,7 @@ class PromotionService:
     def current_policy(self) -> PolicyVersion:
         """The policy in force; before any is applied, a built-in one with no gates (version 0)."""
         with self.store.database.read() as conn:
-            found = _latest_policy(conn)
+            found = latest_policy(conn)
         if found is not None:
             return found
         return PolicyVersion(0, DEFAULT_POLICY, DEFAULT_POLICY.digest, "", "steward", None)
@@ -301,7 +137,7 @@ class PromotionService:
             rows = conn.execute(
                 sa.select(policy_versions).order_by(policy_versions.c.version.desc())
             ).all()
-        return [_to_policy_version(r) for r in rows]
+        return [to_policy_version(r) for r in rows]
 
     # -- requests ----------------------------------------------------------------
 
@@ -500,7 +336,7 @@ class PromotionService:
         self, request_id: str, decision: str, comment: str, principal: Principal, roles: list[str]
     ) -> None:
         with self.store.unit_of_work() as uow:
-            row = _request_row(uow.conn, request_id)
+            row = request_row(uow.conn, request_id)
             if row.status != "pending":
                 raise ConflictError(
                     f"request {request_id} is {row.status}; only pending requests take decisions"
@@ -575,7 +411,7 @@ class PromotionService:
         # request is what allows it, not the caller's own models:promote scope.
         resource = f"model:{current.model}"
         store = self.store.with_authorizer(
-            _GrantedFor(self.store.authorizer, "models:promote", resource)
+            GrantedFor(self.store.authorizer, "models:promote", resource)
         )
         registry = RegistryService(
             store, self.registry.tracking, self.registry.settings, gate=self.registry.gate
@@ -610,13 +446,13 @@ class PromotionService:
             NotFoundError: no such request.
         """
         with self.store.database.read() as conn:
-            row = _request_row(conn, request_id)
+            row = request_row(conn, request_id)
             decisions = conn.execute(
                 sa.select(promotion_approvals)
                 .where(promotion_approvals.c.request_id == request_id)
                 .order_by(promotion_approvals.c.at)
             ).all()
-        return _to_request(row, decisions)
+        return to_request(row, decisions)
 
     def list_requests(
         self, *, status: str | None = None, model: str | None = None, limit: int = 100
@@ -648,7 +484,7 @@ class PromotionService:
         by_request: dict[str, list[Any]] = {}
         for decision in decisions:
             by_request.setdefault(decision.request_id, []).append(decision)
-        return [_to_request(r, by_request.get(r.id, [])) for r in rows]
+        return [to_request(r, by_request.get(r.id, [])) for r in rows]
 
     def _expire(self, uow: UnitOfWork) -> None:
         now = uow.clock.now()
@@ -668,91 +504,3 @@ class PromotionService:
         )
         for request_id in stale:
             uow.audit("promotion.expire", "promotion_request", request_id)
-
-
-class _GrantedFor:
-    """An authorizer that also grants one scope on one resource (an approved request's move)."""
-
-    def __init__(self, base: Authorizer, scope: str, resource: str) -> None:
-        self.base, self.scope, self.resource = base, scope, resource
-
-    def check(self, principal: Principal, scope: str, *, resource: str | None = None) -> None:
-        if scope == self.scope and resource == self.resource:
-            return
-        self.base.check(principal, scope, resource=resource)
-
-
-def _latest_policy_number(conn: Connection) -> int | None:
-    number = conn.execute(sa.select(sa.func.max(policy_versions.c.version))).scalar()
-    return None if number is None else int(number)
-
-
-def _latest_policy(conn: Connection) -> PolicyVersion | None:
-    row = conn.execute(
-        sa.select(policy_versions).order_by(policy_versions.c.version.desc()).limit(1)
-    ).first()
-    return None if row is None else _to_policy_version(row)
-
-
-def _to_policy_version(row: Any) -> PolicyVersion:
-    policy = parse_policy(row.document, fmt=row.format, source=f"policy version {row.version}")
-    return PolicyVersion(
-        row.version, policy, row.digest, row.document, row.created_by, row.created_at
-    )
-
-
-def _request_row(conn: Connection, request_id: str) -> Any:
-    row = conn.execute(
-        sa.select(promotion_requests).where(promotion_requests.c.id == request_id)
-    ).first()
-    if row is None:
-        recent = conn.execute(
-            sa.select(
-                promotion_requests.c.id, promotion_requests.c.model, promotion_requests.c.version
-            )
-            .where(promotion_requests.c.status == "pending")
-            .order_by(promotion_requests.c.created_at.desc())
-            .limit(5)
-        ).all()
-        listing = ", ".join(f"{r.id} ({r.model}:{r.version})" for r in recent) or "none"
-        raise NotFoundError(f"promotion request {request_id!r} does not exist; pending: {listing}")
-    return row
-
-
-def _to_request(row: Any, decisions: Iterable[Any]) -> PromotionRequest:
-    rules = tuple(ApprovalRule.model_validate(r) for r in json.loads(row.approvals_required))
-    excluded = json.loads(row.excluded)
-    made = [
-        {
-            "approver": d.approver,
-            "roles": json.loads(d.roles),
-            "decision": d.decision,
-            "comment": d.comment,
-            "at": d.at.isoformat(),
-        }
-        for d in decisions
-    ]
-    approvers = {d["approver"]: d["roles"] for d in made if d["decision"] == "approve"}
-    return PromotionRequest(
-        id=row.id,
-        model=row.model,
-        version=row.version,
-        target_stage=row.target_stage,
-        risk_tier=row.risk_tier,
-        reason=row.reason,
-        emergency=bool(row.emergency),
-        status=row.status,
-        policy_version=row.policy_version,
-        checks=tuple(json.loads(row.checks)),
-        approvals_required=rules,
-        excluded=excluded,
-        decisions=tuple(made),
-        tally=tally_approvals(rules, approvers, excluded=excluded),
-        freeze_window=row.freeze_window,
-        requested_by=row.requested_by,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        decided_at=row.decided_at,
-        outcome=row.outcome,
-        aliases=tuple(json.loads(row.aliases)),
-    )
