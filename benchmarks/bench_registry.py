@@ -45,8 +45,7 @@ from typing import Any
 import numpy as np
 import skops.io
 
-import steward.registry
-from benchmarks._harness import Context, Measurements, PeerUnavailable, benchmark
+from benchmarks._harness import Context, Measurements, benchmark
 from benchmarks._registry_models import (
     MLFLOW_COLD_LOAD,
     MLFLOW_SAVE,
@@ -54,13 +53,10 @@ from benchmarks._registry_models import (
     hgb_model,
     run_cold,
 )
+from steward.registry import RegistryService
 from steward.registry._onnx import compile_to_onnx, onnx_inputs
 from steward.store import ContentAddressedStore, KeyRing, Store, StoreSettings
 from steward.store.backends import LocalBlobBackend
-
-# The registry service (register/load) lands separately from compilation; without it
-# the benchmarks that need it are reported as skipped, naming why.
-RegistryService: Any = getattr(steward.registry, "RegistryService", None)
 
 COLD_RUNS = (3, 1)  # cold processes per repeat and side: full, quick
 LATENCY_CALLS = {"sklearn": (400, 50), "onnx": (4_000, 300)}
@@ -70,22 +66,13 @@ MB = 1_000_000
 # -- cold load -------------------------------------------------------------------------------
 
 
-def _require_service() -> Any:
-    if RegistryService is None:
-        raise PeerUnavailable(
-            "steward.registry has no RegistryService yet: the steward side of the cold "
-            "load cannot run (skipped)"
-        )
-    return RegistryService
-
-
 def _median_runs(runs: list[dict[str, Any]]) -> dict[str, float]:
     keys = ("import_s", "load_s", "first_predict_s", "total_s")
     return {key: statistics.median(float(run[key]) for run in runs) for key in keys}
 
 
 def _register(home: Path, model: Any, sample: Any, *, compile_onnx: bool = False) -> Any:
-    service = _require_service()(Store.open(StoreSettings(home=home)))
+    service = RegistryService(Store.open(StoreSettings(home=home)))
     service.register(
         model, name="hgb", sample_input=sample, compile="onnx" if compile_onnx else None
     )
