@@ -120,6 +120,7 @@ PUBLIC = {
         "PolicyError",
         "PolicyProblem",
         "PolicyVersion",
+        "PromotionFrozenError",
         "PromotionGate",
         "PromotionPlan",
         "PromotionRequest",

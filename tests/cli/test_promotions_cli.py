@@ -167,3 +167,18 @@ def test_required_auth_approvals_list_with_token(home: Path, capsys, monkeypatch
     assert code == 5 and "a token is needed (STEWARD_AUTH=required)" in err
     listed = json.loads(_ok(["--token", ada, "approvals", "list", "--json"], capsys, monkeypatch))
     assert [r["id"] for r in listed] == [request["id"]]
+
+
+def test_approval_during_a_freeze_is_held_then_executed(home: Path, capsys, monkeypatch) -> None:
+    policy = home.parent / "policy.yaml"
+    policy.write_text(
+        POLICY + "freeze_windows:\n  - {name: now, start: 2000-01-01, end: 2100-01-01}\n"
+        "emergency:\n  approvals: [{role: admin, count: 1}]\n"
+    )
+    _ok(["policy", "apply", str(policy)], capsys, monkeypatch)
+    code, _, err = run(
+        ["promote", "credit:1", "--to", "production", "-r", "x"], capsys, monkeypatch
+    )
+    assert code == 4 and "is frozen (now" in err
+    code, _, err = run(["approvals", "execute", "nope"], capsys, monkeypatch)
+    assert code == 3 and "'nope' does not exist" in err

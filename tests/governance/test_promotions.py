@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,8 @@ from steward.core import (
     PermissionDeniedError,
     Principal,
 )
-from steward.governance import PolicyError, PromotionService
+from steward.governance import PolicyError, PromotionFrozenError, PromotionService
+from steward.governance._promotion_tables import promotion_requests
 from steward.registry import Stage
 from steward.sdk import Steward, connect
 
@@ -309,3 +310,86 @@ def test_refused_decisions_are_audited(governed: Steward) -> None:
     assert refused[0].actor == "dana"
     assert "separation of duties" in refused[0].details["error"]
     assert governed.promotions.get(request.id).decisions == ()
+
+
+def _refusals(st: Steward, action: str, object_id: str) -> list[dict[str, object]]:
+    return [
+        e.details for e in st.store.audit.list_events(action=action) if e.object_id == object_id
+    ]
+
+
+def test_approval_inside_a_freeze_does_not_execute(st: Steward, clock: FrozenClock) -> None:
+    st.promotions.apply_policy(
+        "policy.yaml", text=POLICY.replace("request_ttl: 2d", "request_ttl: 30d")
+    )
+    _train(st, 0.5)
+    st.registry.update_model("credit", risk_tier="high")
+    ref = _train(st, 0.9)
+    clock.advance(days=46)  # 2026-12-18: the request is opened before the year-end freeze
+    request = st.promotions.request(ref, "production", reason="r", aliases=["champion"])
+    _as(st, "mia", "model-risk").approve(request.id)
+    clock.advance(days=3)  # 2026-12-21: inside it
+    with pytest.raises(PromotionFrozenError, match=rf"request {request.id} .* frozen \(year-end"):
+        _as(st, "carl", "compliance").approve(request.id, comment="fine")
+    held = st.promotions.get(request.id)
+    assert (held.status, held.tally.satisfied) == ("pending", True)
+    assert [d["approver"] for d in held.decisions] == ["mia", "carl"]
+    assert st.registry.get_version(ref).stage is Stage.REGISTERED
+    assert "champion" not in st.registry.get_model("credit").aliases
+    refused = _refusals(st, "promotion.execute.refused", request.id)
+    assert len(refused) == 1 and "year-end" in str(refused[0]["error"])
+    with pytest.raises(PromotionFrozenError):
+        st.promotions.execute(request.id)
+    assert len(_refusals(st, "promotion.execute.refused", request.id)) == 2
+    clock.advance(days=15)  # 2027-01-05: the freeze is over
+    assert st.promotions.execute(request.id).status == "executed"
+    assert st.registry.get_version(ref).stage is Stage.PRODUCTION
+
+
+def test_emergency_request_opened_before_a_freeze_needs_the_emergency_approval(
+    st: Steward, clock: FrozenClock
+) -> None:
+    st.promotions.apply_policy(
+        "policy.yaml", text=POLICY.replace("request_ttl: 2d", "request_ttl: 30d")
+    )
+    _train(st, 0.5)
+    st.registry.update_model("credit", risk_tier="high")
+    ref = _train(st, 0.9)
+    clock.advance(days=46)
+    request = st.promotions.request(ref, "production", reason="outage", emergency=True)
+    assert request.tally.missing == {"model-risk": 1, "compliance": 1}
+    _as(st, "mia", "model-risk").approve(request.id)
+    clock.advance(days=3)
+    escalated = _as(st, "carl", "compliance").approve(request.id)
+    assert escalated.status == "pending"
+    assert escalated.tally.missing == {"model-risk": 0, "compliance": 0, "admin": 1}
+    assert escalated.freeze_window is not None and "year-end" in escalated.freeze_window
+    assert len(_refusals(st, "promotion.escalate", request.id)) == 1
+    assert _as(st, "root", "admin").approve(request.id).status == "executed"
+
+
+def test_the_gate_refuses_an_approved_request_during_a_freeze(
+    governed: Steward, clock: FrozenClock
+) -> None:
+    ref = _train(governed, 0.9)
+    request = governed.promotions.request(ref, "production", reason="r")
+    with governed.store.unit_of_work() as uow:  # approved, as if just before the freeze began
+        uow.conn.execute(
+            promotion_requests.update()
+            .where(promotion_requests.c.id == request.id)
+            .values(status="approved", expires_at=START + timedelta(days=90))
+        )
+    clock.advance(days=50)
+    with pytest.raises(PromotionFrozenError, match="frozen"):
+        governed.registry.transition(ref, "production", reason="direct")
+    assert governed.registry.get_version(ref).stage is Stage.REGISTERED
+
+
+def test_a_request_refused_by_a_freeze_is_audited(governed: Steward, clock: FrozenClock) -> None:
+    ref = _train(governed, 0.9)
+    clock.advance(days=50)
+    with pytest.raises(PromotionFrozenError, match="frozen"):
+        governed.promotions.request(ref, "production", reason="r")
+    refused = _refusals(governed, "promotion.request.refused", ref)
+    assert len(refused) == 1 and refused[0]["to"] == "production"
+    assert governed.promotions.list_requests() == []

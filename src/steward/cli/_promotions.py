@@ -215,3 +215,18 @@ def approvals_reject(
         print_json(request.as_dict())
     else:
         _print_request(request)
+
+
+@approvals_app.command("execute")
+def approvals_execute(
+    request_id: str = typer.Argument(..., help="Request id."),
+    home: HomeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Execute a fully approved request that a freeze window held (needs models:promote)."""
+    with _client(home) as st:
+        request = st.promotions.execute(request_id)
+    if json:
+        print_json(request.as_dict())
+    else:
+        _print_request(request)

@@ -13,6 +13,7 @@ from steward.governance._checks import (
 from steward.governance._errors import (
     AuthenticationError,
     GovernanceError,
+    PromotionFrozenError,
     TokenExpiredError,
     TokenRevokedError,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "PolicyError",
     "PolicyProblem",
     "PolicyVersion",
+    "PromotionFrozenError",
     "PromotionGate",
     "PromotionPlan",
     "PromotionRequest",

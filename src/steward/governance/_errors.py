@@ -7,7 +7,9 @@
     │   └── AuthenticationError        the credential does not prove who is calling
     │       ├── TokenExpiredError      a steward token or JWT is past its expiry
     │       └── TokenRevokedError      a steward token was revoked
-    └── GovernanceError                base of this context's other errors
+    ├── GovernanceError                base of this context's other errors
+    └── ConflictError
+        └── PromotionFrozenError       a freeze window stops a promotion to its stage
 
 A caller that lacks a scope gets the shared :class:`~steward.core.PermissionDeniedError`
 from ``store.authorize``. Authentication failures are a subclass of it, so scripts that
@@ -18,11 +20,12 @@ branch on "permission denied" (CLI exit code 5) catch both; an HTTP adapter maps
 
 from __future__ import annotations
 
-from steward.core import PermissionDeniedError, StewardError
+from steward.core import ConflictError, PermissionDeniedError, StewardError
 
 __all__ = [
     "AuthenticationError",
     "GovernanceError",
+    "PromotionFrozenError",
     "TokenExpiredError",
     "TokenRevokedError",
 ]
@@ -42,3 +45,7 @@ class TokenExpiredError(AuthenticationError):
 
 class TokenRevokedError(AuthenticationError):
     """The token was revoked by its owner or an administrator."""
+
+
+class PromotionFrozenError(ConflictError):
+    """A freeze window covers the target stage and the request may not pass it."""

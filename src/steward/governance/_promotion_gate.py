@@ -1,16 +1,28 @@
-"""The registry's transition gate: gated stage moves happen only for an approved request."""
+"""The registry's transition gate: gated stage moves happen only for an approved request.
+
+Freeze windows are checked twice: when a request is opened and again when it is
+about to execute, since approvals can arrive after a freeze has begun. A request
+passes a freeze only if it is an emergency request that carries the policy's
+emergency approvals, which it does once a freeze window is recorded on it
+(opened during one, or escalated into one by :class:`PromotionService`).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from steward.core import Authorizer, PermissionDeniedError, Principal
-from steward.governance._promotion_models import GATED_STAGES, latest_policy_number
+from steward.governance._errors import PromotionFrozenError
+from steward.governance._policy import FreezeWindow
+from steward.governance._promotion_models import GATED_STAGES, latest_policy, latest_policy_number
 from steward.governance._promotion_tables import promotion_requests
 from steward.registry import TransitionRequest
 from steward.store import UnitOfWork
 
-__all__ = ["GrantedFor", "PromotionGate"]
+__all__ = ["GrantedFor", "PromotionGate", "blocking_freeze", "frozen_error"]
 
 
 class PromotionGate:
@@ -30,7 +42,11 @@ class PromotionGate:
             return  # no policy applied yet: nothing is required, moves are free (and audited)
         now = uow.clock.now()
         row = uow.conn.execute(
-            sa.select(promotion_requests.c.id)
+            sa.select(
+                promotion_requests.c.id,
+                promotion_requests.c.emergency,
+                promotion_requests.c.freeze_window,
+            )
             .where(
                 promotion_requests.c.model == request.version.model,
                 promotion_requests.c.version == request.version.version,
@@ -45,6 +61,15 @@ class PromotionGate:
                 f"moving {request.version.ref} to {target} needs an approved promotion request; "
                 f"open one with: steward promote {request.version.ref} --to {target} --reason ..."
             )
+        window = blocking_freeze(
+            uow.conn,
+            now,
+            target_stage=target,
+            emergency=bool(row.emergency),
+            freeze_window=row.freeze_window,
+        )
+        if window is not None:
+            raise frozen_error(row.id, request.version.ref, target, window)
         uow.conn.execute(
             promotion_requests.update()
             .where(promotion_requests.c.id == row.id)
@@ -56,6 +81,40 @@ class PromotionGate:
             row.id,
             {"ref": request.version.ref, "to": target},
         )
+
+
+def blocking_freeze(
+    conn: Connection,
+    now: datetime,
+    *,
+    target_stage: str,
+    emergency: bool,
+    freeze_window: str | None,
+) -> FreezeWindow | None:
+    """Return the freeze window of the policy in force that stops this request now, if any.
+
+    An emergency request with a recorded freeze window carries the emergency
+    approvals, so no window stops it.
+    """
+    current = latest_policy(conn)
+    if current is None:
+        return None
+    window = current.policy.freeze_at(now, target_stage)
+    if window is None or (emergency and freeze_window is not None):
+        return None
+    return window
+
+
+def frozen_error(
+    request_id: str, ref: str, stage: str, window: FreezeWindow
+) -> PromotionFrozenError:
+    """The refusal of a request that a freeze window stops from executing."""
+    return PromotionFrozenError(
+        f"request {request_id} to move {ref} to {stage} is not executed: promotion to {stage} "
+        f"is frozen ({window.describe()}); it stays pending, so run "
+        f"`steward approvals execute {request_id}` after the freeze, or reject it and open "
+        "an emergency request (--emergency) with the extra emergency approvals"
+    )
 
 
 class GrantedFor:

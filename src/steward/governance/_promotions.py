@@ -28,9 +28,15 @@ from steward.core import (
     new_id,
 )
 from steward.governance._checks import run_checks
+from steward.governance._errors import PromotionFrozenError
 from steward.governance._evidence import RegistryEvidence
 from steward.governance._policy import parse_policy, read_policy
-from steward.governance._promotion_gate import GrantedFor, PromotionGate
+from steward.governance._promotion_gate import (
+    GrantedFor,
+    PromotionGate,
+    blocking_freeze,
+    frozen_error,
+)
 from steward.governance._promotion_models import (
     DEFAULT_POLICY,
     GATED_STAGES,
@@ -222,18 +228,28 @@ class PromotionService:
 
         Raises:
             InvalidInputError: no reason, or a target other than staging/production.
-            ConflictError: an open request exists for the same move, the version is
-                archived, or a freeze window is in force and the request is not emergency.
+            ConflictError: an open request exists for the same move, or the version is
+                archived.
+            PromotionFrozenError: a freeze window is in force and the request is not
+                emergency (audited as ``promotion.request.refused``).
             PermissionDeniedError: the caller lacks ``models:promote``.
         """
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInputError("a promotion needs a reason (--reason)")
         plan, applied = self._plan(ref, to_stage, emergency=emergency, data=data)
         if plan.freeze_window and not emergency:
-            raise ConflictError(
+            error = PromotionFrozenError(
                 f"promotion to {to_stage} is frozen ({plan.freeze_window}); "
                 "an emergency request (--emergency) needs the extra emergency approvals"
             )
+            with self.store.unit_of_work() as uow:  # the refusal stays in the record
+                uow.audit(
+                    "promotion.request.refused",
+                    "model_version",
+                    plan.ref,
+                    {"to": to_stage, "freeze_window": plan.freeze_window, "error": str(error)},
+                )
+            raise error
         version = self.registry.get_version(ref)
         passed = all(c.passed for c in plan.checks)
         request_id = new_id()
@@ -303,6 +319,8 @@ class PromotionService:
                 already decided on it.
             PermissionDeniedError: separation of duties, or the caller holds none of the
                 roles the request still needs.
+            PromotionFrozenError: the approvals are complete but a freeze window stops
+                the move; the approval is kept and the request stays pending.
         """
         return self._decide(request_id, "approve", comment)
 
@@ -396,6 +414,8 @@ class PromotionService:
         current = self.get(request_id)
         if current.status != "pending" or not current.tally.satisfied:
             return current
+        if self._check_freeze(current):
+            return self._advance(request_id)  # escalated: tally again with the emergency rules
         with self.store.unit_of_work() as uow:
             updated = uow.conn.execute(
                 promotion_requests.update()
@@ -423,6 +443,19 @@ class PromotionService:
                 reason=f"{current.reason} (request {request_id})",
                 aliases=current.aliases,
             )
+        except PromotionFrozenError as exc:
+            # A freeze began between the check above and the move: back to pending.
+            with self.store.unit_of_work() as uow:
+                uow.conn.execute(
+                    promotion_requests.update()
+                    .where(
+                        promotion_requests.c.id == request_id,
+                        promotion_requests.c.status == "approved",
+                    )
+                    .values(status="pending")
+                )
+                self._audit_frozen(uow, current, exc)
+            raise
         except Exception as exc:
             with self.store.unit_of_work() as uow:
                 uow.conn.execute(
@@ -438,6 +471,82 @@ class PromotionService:
                 )
             raise
         return self.get(request_id)
+
+    def _check_freeze(self, current: PromotionRequest) -> bool:
+        """Refuse, audited, a request that a freeze window stops now; escalate an emergency one.
+
+        An emergency request opened before the freeze lacks the emergency approvals:
+        they are added to it (and the freeze recorded), and ``True`` says to tally again.
+
+        Raises:
+            PromotionFrozenError: the request is not an emergency; it stays pending.
+        """
+        with self.store.database.read() as conn:
+            window = blocking_freeze(
+                conn,
+                self.store.clock.now(),
+                target_stage=current.target_stage,
+                emergency=current.emergency,
+                freeze_window=current.freeze_window,
+            )
+        if window is None:
+            return False
+        if not current.emergency:
+            error = frozen_error(current.id, current.ref, current.target_stage, window)
+            with self.store.unit_of_work() as uow:
+                self._audit_frozen(uow, current, error)
+            raise error
+        extra = [r.model_dump() for r in self.current_policy().policy.emergency.approvals]
+        rules = [*(r.model_dump() for r in current.approvals_required), *extra]
+        with self.store.unit_of_work() as uow:
+            uow.conn.execute(
+                promotion_requests.update()
+                .where(
+                    promotion_requests.c.id == current.id,
+                    promotion_requests.c.status == "pending",
+                )
+                .values(approvals_required=canonical_json(rules), freeze_window=window.describe())
+            )
+            uow.audit(
+                "promotion.escalate",
+                "promotion_request",
+                current.id,
+                {"ref": current.ref, "freeze_window": window.describe(), "approvals_added": extra},
+            )
+        return True
+
+    @staticmethod
+    def _audit_frozen(uow: UnitOfWork, current: PromotionRequest, error: Exception) -> None:
+        uow.audit(
+            "promotion.execute.refused",
+            "promotion_request",
+            current.id,
+            {"ref": current.ref, "to": current.target_stage, "error": str(error)[:500]},
+        )
+
+    def execute(self, request_id: str) -> PromotionRequest:
+        """Run a pending request whose approvals are complete, e.g. one a freeze window held.
+
+        Raises:
+            NotFoundError: no such request.
+            ConflictError: the request is not pending, or still misses approvals.
+            PromotionFrozenError: a freeze window still stops it.
+            PermissionDeniedError: the caller lacks ``models:promote`` on the model.
+        """
+        current = self.get(request_id)
+        self.store.authorize("models:promote", resource=f"model:{current.model}")
+        with self.store.unit_of_work() as uow:
+            self._expire(uow)
+        current = self.get(request_id)
+        if current.status != "pending":
+            raise ConflictError(
+                f"request {request_id} is {current.status}; only pending requests execute"
+            )
+        if not current.tally.satisfied:
+            raise ConflictError(
+                f"request {request_id} still needs {current.tally.describe_missing()}"
+            )
+        return self._advance(request_id)
 
     def get(self, request_id: str) -> PromotionRequest:
         """Return one request with its decisions.
