@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,7 @@ from steward.core import (
 )
 from steward.governance import AuthenticationError, GovernanceSettings
 from steward.registry import SignatureError
+from steward.serving._feedback import BanditRewards
 from steward.serving._gateway_settings import GatewaySettings
 from steward.serving._predlog import FeedbackRecord, PredictionRecord
 from steward.serving._resilience import (
@@ -91,7 +93,8 @@ def error_response(exc: BaseException) -> Response:
     NotFoundError                   404
     ConflictError                   409
     RateLimitedError                429     Retry-After
-    RetryLaterError (overload...)   503     Retry-After
+    RetryLaterError (overload,      503     Retry-After
+      open circuit breaker)
     ModelTimeoutError               504
     ModelFailedError                503
     BackendUnavailableError         503
@@ -146,6 +149,21 @@ async def _body(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
+@dataclass(slots=True)
+class _Seen:
+    """What a predict request got as far as, for counting it however it ends."""
+
+    variant: str | None = None
+    test: bool = False
+
+
+def _caller_key(caller: Caller, request: Request) -> str:
+    """The rate limit's key: the token's identity, or the client address without auth."""
+    if caller.name is not None:
+        return f"identity:{caller.name}"
+    return f"address:{request.client.host if request.client else 'unknown'}"
+
+
 class _Handlers:
     """The endpoints, bound to one worker's state."""
 
@@ -153,7 +171,9 @@ class _Handlers:
         self.worker = worker
         self.max_body = worker.settings.gateway_max_body_bytes
         self.max_rows = worker.settings.gateway_max_rows
-        self._latency_children: dict[tuple[str, str], Any] = {}
+        self.max_shadows = worker.settings.gateway_max_shadow_in_flight
+        self.shadows_in_flight = 0
+        self.rewards = BanditRewards(worker.log_for("durable"))
 
     def _runtime(self, name: str) -> DeploymentRuntime:
         runtime = self.worker.runtimes.get(name)
@@ -168,20 +188,44 @@ class _Handlers:
     async def predict(self, request: Request) -> Response:
         started = time.perf_counter()
         name = request.path_params["name"]
+        seen = _Seen()
         try:
             caller = self.worker.authorize(
                 request.headers.get("authorization"), f"predict:{name}", f"deployment:{name}"
             )
+            self._limit(name, caller, request)
             runtime = self._runtime(name)
             body = decode_predict(await _body(request, self.max_body))
             records = records_of(body.inputs, max_rows=self.max_rows)
             async with self.worker.admission.admit():
-                return await self._predict(runtime, caller, request, body.inputs, records, started)
+                response = await self._predict(
+                    runtime, caller, request, body.inputs, records, started, seen
+                )
         except Exception as exc:
-            self.worker.metrics.errors.labels(
-                name if name in self.worker.runtimes else "-", type(exc).__name__
-            ).inc()
-            return error_response(exc)
+            self.worker.metrics.errors.labels(self._label(name), type(exc).__name__).inc()
+            response = error_response(exc)
+        self.worker.metrics.count_request(
+            self._label(name),
+            seen.variant,
+            response.status_code,
+            test=seen.test,
+            seconds=time.perf_counter() - started,
+        )
+        return response
+
+    def _label(self, name: str) -> str:
+        # Unknown names stay out of the labels: a scanner must not grow the metrics.
+        return name if name in self.worker.runtimes else "-"
+
+    def _limit(self, name: str, caller: Caller, request: Request) -> None:
+        limiter = self.worker.rate_limiter
+        if limiter is None:
+            return
+        try:
+            limiter.acquire(_caller_key(caller, request))
+        except RateLimitedError:
+            self.worker.metrics.rate_limited.labels(self._label(name)).inc()
+            raise
 
     async def _predict(
         self,
@@ -191,6 +235,7 @@ class _Handlers:
         inputs: Any,
         records: list[dict[str, Any]],
         started: float,
+        seen: _Seen,
     ) -> Response:
         request_id = new_id()
         ts = datetime.now(UTC)
@@ -201,9 +246,13 @@ class _Handlers:
             request_id=request_id,
         )
         variant = runtime.variants[route.variant.name]
+        seen.variant, seen.test = variant.variant.name, route.test
         block = prepare_block(variant.model.signature, records)
         result = await runtime.call(variant, block, records)
-        variant.requests += 1
+        if route.test:
+            variant.test_requests += 1
+        else:
+            variant.requests += 1
         variant.rows += len(records)
         for shadow in route.shadows:
             self._mirror(
@@ -229,8 +278,6 @@ class _Handlers:
         await self.worker.log_for(revision.settings.log_mode).append_async(record)
         metrics = self.worker.metrics
         labels = (runtime.name, variant.variant.name)
-        metrics.requests.labels(*labels, "200").inc()
-        metrics.latency.labels(*labels).observe(time.perf_counter() - started)
         if result.fallback:
             metrics.fallbacks.labels(*labels).inc()
         if result.cached:
@@ -258,11 +305,20 @@ class _Handlers:
         ts: datetime,
         caller: Caller,
     ) -> None:
+        if self.shadows_in_flight >= self.max_shadows:
+            # Over the cap the copy is dropped, not queued: shadows never slow the primary.
+            self.worker.metrics.shadow.labels(runtime.name, shadow.variant.name, "dropped").inc()
+            return
+        self.shadows_in_flight += 1
         task = asyncio.create_task(
             self._shadow(runtime, shadow, records, inputs, request_id, ts, caller)
         )
         runtime.shadow_tasks.add(task)
         task.add_done_callback(runtime.shadow_tasks.discard)
+        task.add_done_callback(self._shadow_done)
+
+    def _shadow_done(self, task: asyncio.Task[None]) -> None:
+        self.shadows_in_flight -= 1
 
     async def _shadow(
         self,
@@ -280,7 +336,7 @@ class _Handlers:
         try:
             outputs = await with_timeout(
                 shadow.batcher.submit(prepare_block(shadow.model.signature, records)),
-                runtime.timeout_s,
+                runtime.timeout_for(shadow.variant.name),
                 what=f"shadow model {shadow.variant.model}",
             )
             outcome = "ok"
@@ -322,7 +378,7 @@ class _Handlers:
                     [],
                 )
             caller = self.worker.authorize(
-                request.headers.get("authorization"), f"predict:{name}", f"deployment:{name}"
+                request.headers.get("authorization"), f"feedback:{name}", f"deployment:{name}"
             )
             runtime = self._runtime(name)
             await self.worker.log_for("durable").append_async(
@@ -335,9 +391,8 @@ class _Handlers:
                 )
             )
             arm = None
-            if runtime.bandit is not None and body.reward is not None:
-                with contextlib.suppress(NotFoundError):  # served by another worker
-                    arm = runtime.bandit.reward(body.request_id, body.reward)
+            if body.reward is not None:
+                arm = await self.rewards.credit(runtime, body.request_id, body.reward)
             return _json({"request_id": body.request_id, "logged": True, "bandit_arm": arm})
         except Exception as exc:
             return error_response(exc)

@@ -51,6 +51,28 @@ class GatewaySettings(PredictionLogSettings):
     gateway_max_queue_wait_s: float = Field(
         default=2.0, gt=0, description="The longest a request waits for a slot before 503."
     )
+    gateway_rate_limit: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Requests per second each caller may send to predict, per worker process "
+            "(token bucket; unset: no limit). A caller is its token's identity, or its "
+            "client address in insecure-local mode. Over the limit: 429 + Retry-After."
+        ),
+    )
+    gateway_rate_burst: float | None = Field(
+        default=None,
+        ge=1,
+        description="Requests a caller may send at once (the bucket's size; default: the rate).",
+    )
+    gateway_max_shadow_in_flight: int = Field(
+        default=64,
+        ge=0,
+        description=(
+            "Shadow calls running at once per worker; a request's shadow copy beyond this "
+            "is dropped (and counted), so shadows never slow the primary."
+        ),
+    )
     gateway_breaker_failures: int = Field(
         default=5, ge=1, description="Model failures within 30 s that open a variant's breaker."
     )

@@ -21,13 +21,18 @@ import numpy as np
 
 from steward.core import InvalidInputError, StewardError
 from steward.registry import LoadedModel, RegistryService
-from steward.serving._bandit import ThompsonSampling
+from steward.serving._bandit import BanditPolicy, EpsilonGreedy, ThompsonSampling
 from steward.serving._bandit_store import BanditStateStore
 from steward.serving._batching import MicroBatcher
 from steward.serving._cache import ResponseCache
 from steward.serving._deployment_models import DeploymentRevision
 from steward.serving._fallback import Predict, ResolvedFallback, parse_fallback, resolve_fallback
-from steward.serving._resilience import CircuitBreaker, CircuitOpenError, with_timeout
+from steward.serving._resilience import (
+    CircuitBreaker,
+    CircuitOpenError,
+    ModelTimeoutError,
+    with_timeout,
+)
 from steward.serving._routing import Router
 from steward.serving._routing_spec import Variant
 from steward.serving._wire import build_block, check_records, warm_record
@@ -39,7 +44,12 @@ BatchObserver = Callable[[str, int], None]
 
 
 class ModelFailedError(StewardError):
-    """The variant's model failed (or timed out, or its breaker is open) and no fallback is set."""
+    """The variant's model raised and no fallback is set.
+
+    Without a fallback, a timeout raises :class:`ModelTimeoutError` (HTTP 504)
+    and an open breaker :class:`CircuitOpenError` (HTTP 503 + ``Retry-After``)
+    instead.
+    """
 
     def __init__(self, message: str, *, cause: BaseException) -> None:
         super().__init__(message)
@@ -113,6 +123,7 @@ class VariantRuntime:
     breaker: CircuitBreaker
     load_seconds: float
     requests: int = 0
+    test_requests: int = 0
     rows: int = 0
     errors: int = 0
     fallbacks: int = 0
@@ -132,6 +143,7 @@ class VariantRuntime:
             "flavor": self.model.flavor,
             "load_seconds": round(self.load_seconds, 4),
             "requests": self.requests,
+            "test_requests": self.test_requests,
             "rows": self.rows,
             "errors": self.errors,
             "fallbacks": self.fallbacks,
@@ -162,7 +174,7 @@ class DeploymentRuntime:
     variants: dict[str, VariantRuntime]
     fallback: ResolvedFallback | None
     cache: ResponseCache[list[Any]] | None
-    bandit: ThompsonSampling | None
+    bandit: BanditPolicy | None
     loaded_at: datetime
     shadow_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -173,9 +185,13 @@ class DeploymentRuntime:
 
     @property
     def timeout_s(self) -> float | None:
-        """The per-variant model timeout in seconds, or None."""
+        """The deployment-wide model timeout in seconds, or None."""
         ms = self.revision.settings.timeout_ms
         return None if ms is None else ms / 1000.0
+
+    def timeout_for(self, variant: str) -> float | None:
+        """Return ``variant``'s model timeout in seconds (its override, else the deployment's)."""
+        return self.revision.settings.timeout_s(variant)
 
     async def call(
         self, runtime: VariantRuntime, block: Block, records: Sequence[Mapping[str, Any]]
@@ -184,7 +200,10 @@ class DeploymentRuntime:
 
         Raises:
             InvalidInputError: the model refused the input (the caller's mistake).
-            ModelFailedError: the model failed and the deployment declares no fallback.
+            ModelFailedError: the model raised and the deployment declares no fallback.
+            ModelTimeoutError: the model timed out and there is no fallback.
+            CircuitOpenError: the variant's breaker is open and there is no fallback
+                (``retry_after_s``: the rest of its cool-down).
         """
         key = None
         if self.cache is not None:
@@ -199,7 +218,9 @@ class DeploymentRuntime:
             return self._fallback(runtime, records, exc)
         try:
             outputs = await with_timeout(
-                runtime.batcher.submit(block), self.timeout_s, what=f"model {runtime.variant.model}"
+                runtime.batcher.submit(block),
+                self.timeout_for(runtime.variant.name),
+                what=f"model {runtime.variant.model}",
             )
         except InvalidInputError:
             runtime.breaker.record_success()  # the input was wrong, not the model
@@ -219,13 +240,26 @@ class DeploymentRuntime:
         reason = f"{type(exc).__name__}: {exc}"[:500]
         runtime.last_error = reason
         if self.fallback is None:
-            raise ModelFailedError(
-                f"variant {runtime.variant.name!r} ({runtime.variant.model}) of deployment "
-                f"{self.name!r} failed ({reason}) and the deployment declares no fallback",
-                cause=exc,
-            ) from exc
+            raise self._unanswered(runtime, reason, exc) from exc
         runtime.fallbacks += 1
         return CallResult(self.fallback(records), fallback=True, error=reason)
+
+    def _unanswered(self, runtime: VariantRuntime, reason: str, exc: BaseException) -> StewardError:
+        # Without a fallback the caller learns what happened: an open breaker says
+        # when to come back (503 + Retry-After), a timeout is a gateway timeout (504).
+        where = f"variant {runtime.variant.name!r} ({runtime.variant.model}) of deployment "
+        where += repr(self.name)
+        if isinstance(exc, CircuitOpenError):
+            return CircuitOpenError(
+                f"{where} is not called: its circuit breaker opened after repeated failures "
+                f"and the deployment declares no fallback; retry in {exc.retry_after_s:.1f} s",
+                retry_after_s=exc.retry_after_s,
+            )
+        if isinstance(exc, ModelTimeoutError):
+            return ModelTimeoutError(f"{where}: {exc}")
+        return ModelFailedError(
+            f"{where} failed ({reason}) and the deployment declares no fallback", cause=exc
+        )
 
     def describe(self) -> dict[str, Any]:
         """Facts for the status endpoint: revision, variants, traffic shares."""
@@ -299,14 +333,7 @@ def load_runtime(
     fallback = None
     if settings.fallback is not None:
         fallback = resolve_fallback(parse_fallback(settings.fallback), load_model=_loader(registry))
-    bandit = None
-    if revision.spec.strategy == "bandit":
-        bandit = ThompsonSampling(
-            [v.name for v in revision.spec.primaries],
-            bandit_id=f"{name}:r{revision.revision}",
-            store=bandit_store,
-            floor=min(0.05, 1.0 / len(revision.spec.primaries)),
-        )
+    bandit = _bandit(revision, bandit_store)
     return DeploymentRuntime(
         revision=revision,
         router=Router(revision.spec, bandit=bandit),
@@ -316,6 +343,21 @@ def load_runtime(
         bandit=bandit,
         loaded_at=datetime.now(UTC),
     )
+
+
+def _bandit(revision: DeploymentRevision, store: BanditStateStore | None) -> BanditPolicy | None:
+    """Return the policy of a ``bandit`` revision (the one its settings name), else None."""
+    if revision.spec.strategy != "bandit":
+        return None
+    arms = [v.name for v in revision.spec.primaries]
+    bandit_id = f"{revision.deployment}:r{revision.revision}"
+    floor = min(0.05, 1.0 / len(arms))
+    settings = revision.settings
+    if settings.bandit_policy == "epsilon_greedy":
+        return EpsilonGreedy(
+            arms, epsilon=settings.bandit_epsilon, bandit_id=bandit_id, store=store, floor=floor
+        )
+    return ThompsonSampling(arms, bandit_id=bandit_id, store=store, floor=floor)
 
 
 def _loader(registry: RegistryService) -> Callable[[str], Predict]:

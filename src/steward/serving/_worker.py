@@ -27,7 +27,7 @@ from steward.registry import RegistryService
 from steward.serving._bandit_store import SqlBanditStateStore
 from steward.serving._deployments import DeploymentService
 from steward.serving._gateway_settings import GatewaySettings
-from steward.serving._limits import AdmissionController
+from steward.serving._limits import AdmissionController, RateLimiter
 from steward.serving._metrics import GatewayMetrics
 from steward.serving._predlog import PredictionLog
 from steward.serving._runtime import DeploymentRuntime, load_runtime
@@ -45,6 +45,15 @@ class Caller:
 
     name: str | None
     override_allowed: bool
+
+
+def _rate_limiter(settings: GatewaySettings) -> RateLimiter | None:
+    """Return the per-caller limiter the settings ask for, or None when there is no limit."""
+    rate = settings.gateway_rate_limit
+    if rate is None:
+        return None
+    burst = settings.gateway_rate_burst or max(rate, 1.0)
+    return RateLimiter(capacity=burst, refill_per_s=rate)
 
 
 @dataclass
@@ -85,6 +94,7 @@ class GatewayWorker:
             max_queued=settings.gateway_max_queued,
             max_queue_wait_s=settings.gateway_max_queue_wait_s,
         )
+        self.rate_limiter = _rate_limiter(settings)
         self.bandit_store = SqlBanditStateStore(self.store.database)
         self.runtimes: dict[str, DeploymentRuntime] = {}
         self.failures: dict[str, LoadFailure] = {}
