@@ -20,8 +20,13 @@ from starlette.testclient import TestClient
 from steward.core import FrozenClock, InvalidInputError
 from steward.features import FeatureStore, load_definitions
 from steward.registry import RegistryService
-from steward.serving import DeploymentService, DeploymentSettings, GatewaySettings, Variant
-from steward.serving import create_app
+from steward.serving import (
+    DeploymentService,
+    DeploymentSettings,
+    GatewaySettings,
+    Variant,
+    create_app,
+)
 from steward.serving._online_features import FeatureBinding, FetchedFeatures
 from steward.serving._predlog import PredictionLog
 from steward.store import Store, StoreSettings

@@ -73,7 +73,8 @@ SettingsOption = Annotated[
         "--set",
         help=(
             "A setting KEY=VALUE (VALUE in JSON): timeout_ms, max_batch_size, max_wait_ms, "
-            "cache, cache_ttl_s, fallback, log_mode. E.g. --set timeout_ms=200 "
+            "cache, cache_ttl_s, fallback, log_mode, feature_service, entity_keys. "
+            "E.g. --set timeout_ms=200 "
             '--set \'fallback={"kind":"constant","value":0}\''
         ),
         show_default=False,
