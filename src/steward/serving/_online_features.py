@@ -297,36 +297,10 @@ class FeatureFetcher:
             RequestProblemError: a key field is missing, null or not a string or
                 integer, or a record sends a field the service serves.
         """
-        binding = self.binding
         problems: list[FieldProblem] = []
         rows: EntityRows = []
         for index, record in enumerate(records):
-            row: dict[str, Any] = {}
-            for key, field in binding.keys:
-                value = record.get(field)
-                if value is None:
-                    problems.append(
-                        FieldProblem(
-                            field,
-                            f"missing: the entity key {key!r} of feature service "
-                            f"{binding.service!r}",
-                            index,
-                        )
-                    )
-                elif isinstance(value, bool) or not isinstance(value, str | int):
-                    message = f"an entity key must be a string or an integer, got {value!r:.40}"
-                    problems.append(FieldProblem(field, message, index))
-                row[key] = value
-            problems.extend(
-                FieldProblem(
-                    name,
-                    f"served by feature service {binding.service!r}; do not send it",
-                    index,
-                )
-                for name in binding.outputs
-                if name in record
-            )
-            rows.append(row)
+            rows.append(self._entity_row(index, record, problems))
             if len(problems) >= _MAX_PROBLEMS:
                 break
         if problems:
@@ -335,6 +309,27 @@ class FeatureFetcher:
                 f"row {first.row} field {first.field!r}: {first.message}", problems[:_MAX_PROBLEMS]
             )
         return rows
+
+    def _entity_row(
+        self, index: int, record: Mapping[str, Any], problems: list[FieldProblem]
+    ) -> dict[str, Any]:
+        service = self.binding.service
+        row: dict[str, Any] = {}
+        for key, field in self.binding.keys:
+            value = record.get(field)
+            if value is None:
+                message = f"missing: the entity key {key!r} of feature service {service!r}"
+                problems.append(FieldProblem(field, message, index))
+            elif isinstance(value, bool) or not isinstance(value, str | int):
+                message = f"an entity key must be a string or an integer, got {value!r:.40}"
+                problems.append(FieldProblem(field, message, index))
+            row[key] = value
+        problems.extend(
+            FieldProblem(name, f"served by feature service {service!r}; do not send it", index)
+            for name in self.binding.outputs
+            if name in record
+        )
+        return row
 
     async def fetch(self, records: Sequence[Mapping[str, Any]]) -> FetchedFeatures:
         """Return the online features of ``records`` (read together with concurrent requests).

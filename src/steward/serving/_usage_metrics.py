@@ -6,17 +6,64 @@ a deployment changes revision (Prometheus's ``rate`` treats that as a reset).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from steward.serving._residency import ModelResidency
-from steward.serving._runtime import DeploymentRuntime
+from steward.serving._runtime import DeploymentRuntime, VariantRuntime
 
 __all__ = ["UsageCollector"]
 
 _LABELS = ["deployment", "variant"]
+
+# Per variant: (family name, help, counter or gauge, value from the variant's usage and slot;
+# None leaves the sample out).
+_VARIANT_FAMILIES: tuple[tuple[str, str, bool, Callable[[VariantRuntime], float | None]], ...] = (
+    (
+        "steward_gateway_model_cpu_seconds",
+        "CPU seconds of the threads running model calls.",
+        True,
+        lambda v: v.usage.cpu_seconds,
+    ),
+    (
+        "steward_gateway_model_predictions",
+        "Rows the model computed.",
+        True,
+        lambda v: v.usage.predictions,
+    ),
+    (
+        "steward_gateway_cost_per_1k_predictions",
+        "Price of 1,000 predictions at the configured price per CPU-hour.",
+        False,
+        lambda v: v.usage.cost_per_1k(),
+    ),
+    (
+        "steward_gateway_model_memory_bytes",
+        "Resident memory the model added when it loaded.",
+        False,
+        lambda v: v.slot.memory_bytes,
+    ),
+    (
+        "steward_gateway_model_loaded",
+        "1 while the model is in memory.",
+        False,
+        lambda v: 1.0 if v.slot.loaded else 0.0,
+    ),
+    (
+        "steward_gateway_model_unloads",
+        "Models unloaded under the memory budget.",
+        True,
+        lambda v: v.slot.unloads,
+    ),
+    (
+        "steward_gateway_model_reloads",
+        "Unloaded models loaded again.",
+        True,
+        lambda v: v.slot.reloads,
+    ),
+)
 
 
 class UsageCollector(Collector):
@@ -34,58 +81,31 @@ class UsageCollector(Collector):
         self._residency = residency
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the families, one sample per deployment/variant."""
-        cpu = CounterMetricFamily(
-            "steward_gateway_model_cpu_seconds",
-            "CPU seconds of the threads running model calls.",
-            labels=_LABELS,
-        )
-        predictions = CounterMetricFamily(
-            "steward_gateway_model_predictions", "Rows the model computed.", labels=_LABELS
-        )
-        cost = GaugeMetricFamily(
-            "steward_gateway_cost_per_1k_predictions",
-            "Price of 1,000 predictions at the configured price per CPU-hour.",
-            labels=_LABELS,
-        )
-        memory = GaugeMetricFamily(
-            "steward_gateway_model_memory_bytes",
-            "Resident memory the model added when it loaded.",
-            labels=_LABELS,
-        )
-        loaded = GaugeMetricFamily(
-            "steward_gateway_model_loaded", "1 while the model is in memory.", labels=_LABELS
-        )
-        unloads = CounterMetricFamily(
-            "steward_gateway_model_unloads",
-            "Models unloaded under the memory budget.",
-            labels=_LABELS,
-        )
-        reloads = CounterMetricFamily(
-            "steward_gateway_model_reloads", "Unloaded models loaded again.", labels=_LABELS
-        )
+        """Yield the families, one sample per deployment/variant (features: per status)."""
+        runtimes = sorted(self._runtimes.items())
+        for name, help_text, counter, value in _VARIANT_FAMILIES:
+            family = (CounterMetricFamily if counter else GaugeMetricFamily)(
+                name, help_text, labels=_LABELS
+            )
+            for deployment, runtime in runtimes:
+                for variant_name, variant in runtime.variants.items():
+                    sample = value(variant)
+                    if sample is not None:
+                        family.add_metric([deployment, variant_name], sample)
+            yield family
         features = CounterMetricFamily(
             "steward_gateway_feature_values",
             "Online feature values fetched, by status.",
             labels=["deployment", "status"],
         )
-        for name, runtime in sorted(self._runtimes.items()):
-            for variant_name, variant in runtime.variants.items():
-                labels = [name, variant_name]
-                usage, slot = variant.usage, variant.slot
-                cpu.add_metric(labels, usage.cpu_seconds)
-                predictions.add_metric(labels, usage.predictions)
-                price = usage.cost_per_1k()
-                if price is not None:
-                    cost.add_metric(labels, price)
-                memory.add_metric(labels, slot.memory_bytes)
-                loaded.add_metric(labels, 1.0 if slot.loaded else 0.0)
-                unloads.add_metric(labels, slot.unloads)
-                reloads.add_metric(labels, slot.reloads)
+        for deployment, runtime in runtimes:
             if runtime.features is not None:
                 for status, count in runtime.features.status_counts().items():
-                    features.add_metric([name, status], count)
-        yield from (cpu, predictions, cost, memory, loaded, unloads, reloads, features)
+                    features.add_metric([deployment, status], count)
+        yield features
+        yield from self._worker_families()
+
+    def _worker_families(self) -> Iterator[Metric]:
         total = GaugeMetricFamily(
             "steward_gateway_models_memory_bytes",
             "What the loaded models are charged against the memory budget, together.",
