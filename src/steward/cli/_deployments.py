@@ -74,7 +74,8 @@ SettingsOption = Annotated[
         help=(
             "A setting KEY=VALUE (VALUE in JSON): timeout_ms, variant_timeout_ms, "
             "max_batch_size, max_wait_ms, cache, cache_ttl_s, fallback, log_mode, "
-            "bandit_policy, bandit_epsilon. E.g. --set timeout_ms=200 "
+            "bandit_policy, bandit_epsilon, feature_service, entity_keys. "
+            "E.g. --set timeout_ms=200 "
             '--set \'fallback={"kind":"constant","value":0}\''
         ),
         show_default=False,

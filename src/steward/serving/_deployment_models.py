@@ -66,6 +66,11 @@ class DeploymentSettings:
         bandit_policy: the ``bandit`` strategy's policy: ``thompson`` (binary
             rewards) or ``epsilon_greedy`` (any finite reward).
         bandit_epsilon: epsilon-greedy's exploration probability, in [0, 1].
+        feature_service: a feature service (steward.features) whose online values
+            are fetched for every request row and merged into the model input.
+        entity_keys: with ``feature_service``: the request field holding each join
+            key, as ``{join_key: field}`` (a list names fields equal to the join
+            keys; default: every join key is read from the field of its name).
     """
 
     timeout_ms: float | None = 1000.0
@@ -78,6 +83,8 @@ class DeploymentSettings:
     log_mode: LogMode = "durable"
     bandit_policy: BanditPolicyName = "thompson"
     bandit_epsilon: float = 0.1
+    feature_service: str | None = None
+    entity_keys: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.timeout_ms is not None and not _positive(self.timeout_ms):
@@ -108,6 +115,34 @@ class DeploymentSettings:
             )
         if self.fallback is not None:
             parse_fallback(self.fallback)
+        self._check_features()
+
+    def _check_features(self) -> None:
+        service, keys = self.feature_service, self.entity_keys
+        if service is not None and (not isinstance(service, str) or not service.strip()):
+            raise InvalidInputError(
+                f'feature_service {service!r} must name a feature service, e.g. "scoring"'
+            )
+        if keys is None:
+            return
+        if service is None:
+            raise InvalidInputError(
+                f"entity_keys {keys!r} is set without a feature_service; name the service too"
+            )
+        # A list names request fields spelled like the join keys; keep one form (a dict).
+        pairs = {k: k for k in keys} if isinstance(keys, list | tuple) else keys
+        if (
+            not isinstance(pairs, Mapping)
+            or not pairs
+            or not all(
+                isinstance(k, str) and k and isinstance(v, str) and v for k, v in pairs.items()
+            )
+        ):
+            raise InvalidInputError(
+                f"entity_keys {keys!r} must map join keys to request fields, e.g. "
+                '{"customer_id": "customer"}, or list the fields, e.g. ["customer_id"]'
+            )
+        object.__setattr__(self, "entity_keys", dict(pairs))
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict that :meth:`from_dict` reads back."""
@@ -122,6 +157,8 @@ class DeploymentSettings:
             "log_mode": self.log_mode,
             "bandit_policy": self.bandit_policy,
             "bandit_epsilon": self.bandit_epsilon,
+            "feature_service": self.feature_service,
+            "entity_keys": None if self.entity_keys is None else dict(self.entity_keys),
         }
 
     def timeout_s(self, variant: str) -> float | None:

@@ -45,6 +45,7 @@ from steward.governance import AuthenticationError, GovernanceSettings
 from steward.registry import SignatureError
 from steward.serving._feedback import BanditRewards
 from steward.serving._gateway_settings import GatewaySettings
+from steward.serving._online_features import FetchedFeatures
 from steward.serving._predlog import FeedbackRecord, PredictionRecord
 from steward.serving._resilience import (
     ModelTimeoutError,
@@ -239,6 +240,7 @@ class _Handlers:
     ) -> Response:
         request_id = new_id()
         ts = datetime.now(UTC)
+        fetched = None if runtime.features is None else await runtime.features.fetch(records)
         route = runtime.router.route(
             request.headers,
             records[0],
@@ -247,8 +249,12 @@ class _Handlers:
         )
         variant = runtime.variants[route.variant.name]
         seen.variant, seen.test = variant.variant.name, route.test
-        block = prepare_block(variant.model.signature, records)
-        result = await runtime.call(variant, block, records)
+        model_records = (
+            records if fetched is None else fetched.model_records(variant.variant.name, records)
+        )
+        block = prepare_block(variant.model.signature, model_records)
+        async with self.worker.residency.use(variant.slot):
+            result = await runtime.call(variant, block, model_records)
         if route.test:
             variant.test_requests += 1
         else:
@@ -256,7 +262,14 @@ class _Handlers:
         variant.rows += len(records)
         for shadow in route.shadows:
             self._mirror(
-                runtime, runtime.variants[shadow.name], records, inputs, request_id, ts, caller
+                runtime,
+                runtime.variants[shadow.name],
+                records,
+                inputs,
+                request_id,
+                ts,
+                caller,
+                fetched,
             )
         latency = time.perf_counter() - started
         revision = runtime.revision
@@ -268,6 +281,7 @@ class _Handlers:
             variant=variant.variant.name,
             model_version=variant.variant.model,
             inputs=inputs,
+            features=None if fetched is None else fetched.log_entry(),
             outputs=result.outputs,
             latency_ms=latency * 1000.0,
             caller=caller.name,
@@ -304,6 +318,7 @@ class _Handlers:
         request_id: str,
         ts: datetime,
         caller: Caller,
+        fetched: FetchedFeatures | None,
     ) -> None:
         if self.shadows_in_flight >= self.max_shadows:
             # Over the cap the copy is dropped, not queued: shadows never slow the primary.
@@ -311,7 +326,7 @@ class _Handlers:
             return
         self.shadows_in_flight += 1
         task = asyncio.create_task(
-            self._shadow(runtime, shadow, records, inputs, request_id, ts, caller)
+            self._shadow(runtime, shadow, records, inputs, request_id, ts, caller, fetched)
         )
         runtime.shadow_tasks.add(task)
         task.add_done_callback(runtime.shadow_tasks.discard)
@@ -329,16 +344,20 @@ class _Handlers:
         request_id: str,
         ts: datetime,
         caller: Caller,
+        fetched: FetchedFeatures | None,
     ) -> None:
         started = time.perf_counter()
         outputs: Any = None
         error = None
         try:
-            outputs = await with_timeout(
-                shadow.batcher.submit(prepare_block(shadow.model.signature, records)),
-                runtime.timeout_for(shadow.variant.name),
-                what=f"shadow model {shadow.variant.model}",
-            )
+            if fetched is not None:
+                records = fetched.model_records(shadow.variant.name, records)
+            async with self.worker.residency.use(shadow.slot):
+                outputs = await with_timeout(
+                    shadow.batcher.submit(prepare_block(shadow.model.signature, records)),
+                    runtime.timeout_for(shadow.variant.name),
+                    what=f"shadow model {shadow.variant.model}",
+                )
             outcome = "ok"
         except Exception as exc:  # a shadow's failure never reaches the caller; it is logged
             error = f"{type(exc).__name__}: {exc}"[:500]
@@ -355,6 +374,7 @@ class _Handlers:
             variant=shadow.variant.name,
             model_version=shadow.variant.model,
             inputs=inputs,
+            features=None if fetched is None else fetched.log_entry(),
             outputs=outputs,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             caller=caller.name,

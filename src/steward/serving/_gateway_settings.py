@@ -79,3 +79,24 @@ class GatewaySettings(PredictionLogSettings):
     gateway_breaker_cooldown_s: float = Field(
         default=10.0, gt=0, description="Seconds an open breaker waits before probing."
     )
+    gateway_cpu_hour_price: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Price of one CPU-hour, for the cost per 1,000 predictions in status and metrics "
+            "(none: costs are not computed)."
+        ),
+    )
+    gateway_memory_budget_mb: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "MiB that loaded models may hold per worker; over it, the least recently used "
+            "idle model is unloaded and reloaded on its next request (none: no budget)."
+        ),
+    )
+
+    def memory_budget_bytes(self) -> int | None:
+        """Return the model memory budget in bytes, or None when there is none."""
+        budget = self.gateway_memory_budget_mb
+        return None if budget is None else int(budget * MiB)

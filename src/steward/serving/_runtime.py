@@ -4,14 +4,15 @@ Loading happens off the event loop (in a thread), once per revision: every
 variant's model is loaded (compiled ONNX preferred where parity was
 verified), warmed with a sample record, and given its micro-batcher and
 circuit breaker; the fallback is resolved. Only a revision that loads and
-warms completely ever takes traffic.
+warms completely ever takes traffic. Each model sits in a slot that the
+worker's memory budget may empty while it is idle (see ``_residency``), and
+each model call is metered for its CPU time (see ``_usage``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ from steward.serving._batching import MicroBatcher
 from steward.serving._cache import ResponseCache
 from steward.serving._deployment_models import DeploymentRevision
 from steward.serving._fallback import Predict, ResolvedFallback, parse_fallback, resolve_fallback
+from steward.serving._online_features import FeatureFetcher
+from steward.serving._residency import ModelSlot, measure_load
 from steward.serving._resilience import (
     CircuitBreaker,
     CircuitOpenError,
@@ -35,6 +38,7 @@ from steward.serving._resilience import (
 )
 from steward.serving._routing import Router
 from steward.serving._routing_spec import Variant
+from steward.serving._usage import VariantUsage, total_usage
 from steward.serving._wire import build_block, check_records, warm_record
 
 __all__ = ["CallResult", "DeploymentRuntime", "ModelFailedError", "VariantRuntime", "load_runtime"]
@@ -87,16 +91,19 @@ def _rows(block: Block) -> int:
 
 
 def batch_function(
-    model: LoadedModel, observe: BatchObserver | None = None, name: str = ""
+    current: Callable[[], LoadedModel], observe: BatchObserver | None = None, name: str = ""
 ) -> Callable[[list[Block]], list[list[Any]]]:
     """Return the micro-batcher's function: many requests' blocks in, their outputs out.
 
-    Float matrices are stacked into one model call; other blocks run one by one.
+    ``current`` returns the model for each call (a slot's, which may have been
+    reloaded since). Float matrices are stacked into one model call; other
+    blocks run one by one.
     """
 
     def run(blocks: list[Block]) -> list[list[Any]]:
         if observe is not None:
             observe(name, len(blocks))
+        model = current()
         if len(blocks) == 1:
             return [model_outputs(model, blocks[0])]
         if all(isinstance(b, np.ndarray) for b in blocks):
@@ -118,10 +125,11 @@ class VariantRuntime:
     """One variant of a loaded revision, with its model and its own resilience state."""
 
     variant: Variant
-    model: LoadedModel
+    slot: ModelSlot
     batcher: MicroBatcher[Block, list[Any]]
     breaker: CircuitBreaker
     load_seconds: float
+    usage: VariantUsage = field(default_factory=VariantUsage)
     requests: int = 0
     test_requests: int = 0
     rows: int = 0
@@ -129,6 +137,11 @@ class VariantRuntime:
     fallbacks: int = 0
     cache_hits: int = 0
     last_error: str | None = None
+
+    @property
+    def model(self) -> LoadedModel:
+        """The variant's model (only its metadata while unloaded under the memory budget)."""
+        return self.slot.model
 
     def describe(self) -> dict[str, Any]:
         """Facts for the status endpoint."""
@@ -152,6 +165,8 @@ class VariantRuntime:
             "breaker": snap.state,
             "batches": stats.batches,
             "mean_batch_size": stats.mean_batch_size,
+            **self.usage.describe(),
+            **self.slot.describe(),
         }
 
 
@@ -177,6 +192,7 @@ class DeploymentRuntime:
     bandit: BanditPolicy | None
     loaded_at: datetime
     shadow_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    features: FeatureFetcher | None = None
 
     @property
     def name(self) -> str:
@@ -279,12 +295,20 @@ class DeploymentRuntime:
             "fallback": None if self.fallback is None else self.fallback.kind,
             "bandit": None if self.bandit is None else self.bandit.describe(),
             "variants": variants,
+            "usage": {
+                **total_usage([v.usage for v in self.variants.values()]),
+                "requests": sum(v["requests"] for v in variants),
+                "memory_bytes": sum(v["memory_bytes"] for v in variants),
+            },
+            "features": None if self.features is None else self.features.describe(),
         }
 
     async def close(self) -> None:
         """Finish queued work and release the batchers' threads."""
         for runtime in self.variants.values():
             await runtime.batcher.close()
+        if self.features is not None:
+            await self.features.close()
 
 
 def load_runtime(
@@ -295,6 +319,7 @@ def load_runtime(
     breaker_cooldown_s: float = 10.0,
     bandit_store: BanditStateStore | None = None,
     observe_batch: Callable[[str, str, int], None] | None = None,
+    cpu_hour_price: float | None = None,
 ) -> DeploymentRuntime:
     """Load, warm and wire up every variant of ``revision`` (blocking: run it in a thread).
 
@@ -307,18 +332,17 @@ def load_runtime(
     name = revision.deployment
     # Batchers start their threads on first use, so a revision that fails here leaks none.
     for variant in revision.spec.variants:
-        started = time.perf_counter()
-        model = registry.load(variant.model, prefer="onnx")
-        warm = [warm_record(model.signature)]
-        if model.signature is not None:
-            check_records(model.signature, warm)
-        model_outputs(model, build_block(model.signature, warm))
+        load = functools.partial(load_warm, registry, variant.model)
+        model, grown, seconds = measure_load(load)
+        slot = ModelSlot(variant.model, model, load=load, memory_bytes=grown, load_seconds=seconds)
+        usage = VariantUsage(cpu_hour_price=cpu_hour_price)
         observe = None if observe_batch is None else functools.partial(observe_batch, name)
         variants[variant.name] = VariantRuntime(
             variant=variant,
-            model=model,
+            slot=slot,
+            usage=usage,
             batcher=MicroBatcher(
-                batch_function(model, observe, variant.name),
+                usage.meter(batch_function(slot.current, observe, variant.name), _rows),
                 max_batch_size=settings.max_batch_size,
                 max_wait_ms=settings.max_wait_ms,
                 name=f"{name}/{variant.name}",
@@ -328,7 +352,7 @@ def load_runtime(
                 failure_threshold=breaker_failures,
                 cooldown_s=breaker_cooldown_s,
             ),
-            load_seconds=time.perf_counter() - started,
+            load_seconds=seconds,
         )
     fallback = None
     if settings.fallback is not None:
@@ -358,6 +382,20 @@ def _bandit(revision: DeploymentRevision, store: BanditStateStore | None) -> Ban
             arms, epsilon=settings.bandit_epsilon, bandit_id=bandit_id, store=store, floor=floor
         )
     return ThompsonSampling(arms, bandit_id=bandit_id, store=store, floor=floor)
+
+
+def load_warm(registry: RegistryService, ref: str) -> LoadedModel:
+    """Load ``ref`` verified (compiled ONNX preferred) and warm it with a sample record.
+
+    Raises:
+        StewardError: the model failed to load or to warm up.
+    """
+    model = registry.load(ref, prefer="onnx")
+    warm = [warm_record(model.signature)]
+    if model.signature is not None:
+        check_records(model.signature, warm)
+    model_outputs(model, build_block(model.signature, warm))
+    return model
 
 
 def _loader(registry: RegistryService) -> Callable[[str], Predict]:
