@@ -26,7 +26,10 @@ SWITCH_DEADLINE_S = 5.0
 @pytest.fixture
 def home(database_url: str, tmp_path: Path) -> Iterator[Home]:
     h = open_home(tmp_path / "home", database_url)
-    h.deployments.create("fraud-api", [Variant("champion", "fraud@champion")])
+    # A model call may wait long on a busy machine; a timeout there is not what is tested.
+    h.deployments.create(
+        "fraud-api", [Variant("champion", "fraud@champion")], settings={"timeout_ms": 30_000}
+    )
     yield h
     h.store.close()
 

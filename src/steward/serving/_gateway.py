@@ -176,6 +176,10 @@ class _Handlers:
             body = decode_predict(await _body(request, self.max_body))
             records = records_of(body.inputs, max_rows=self.max_rows)
             async with self.worker.admission.admit():
+                # Take the revision in force now: one swapped in while this request read its
+                # body or waited for a slot has retired the old one, whose batchers refuse
+                # new rows. Nothing awaits between here and the row being queued.
+                runtime = self._runtime(name)
                 return await self._predict(runtime, caller, request, body.inputs, records, started)
         except Exception as exc:
             self.worker.metrics.errors.labels(
