@@ -199,6 +199,11 @@ class _Handlers:
             body = decode_predict(await _body(request, self.max_body))
             records = records_of(body.inputs, max_rows=self.max_rows)
             async with self.worker.admission.admit():
+                # Take the revision in force now: one swapped in while this request read its
+                # body or waited for a slot has retired the old one, whose batchers refuse
+                # new rows. Only an online-feature fetch awaits before the rows are queued,
+                # and _predict takes the revision again after it.
+                runtime = self._runtime(name)
                 response = await self._predict(
                     runtime, caller, request, body.inputs, records, started, seen
                 )
@@ -240,7 +245,12 @@ class _Handlers:
     ) -> Response:
         request_id = new_id()
         ts = datetime.now(UTC)
-        fetched = None if runtime.features is None else await runtime.features.fetch(records)
+        fetched = None
+        if runtime.features is not None:
+            fetched = await runtime.features.fetch(records)
+            current = self._runtime(runtime.name)
+            if current is not runtime:  # swapped during the fetch: start over on the new one
+                return await self._predict(current, caller, request, inputs, records, started, seen)
         route = runtime.router.route(
             request.headers,
             records[0],
