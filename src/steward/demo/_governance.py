@@ -89,45 +89,17 @@ def govern_challenger(
     tokens = _setup(st, out, say)
     data = {"recent": recent}
     holdout = split(early)[1]
-    version = st.registry.register(
-        challenger.estimator,
-        name=MODEL,
-        run_id=challenger.run.id,
-        sample_input=holdout.select(list(challenger.columns)).slice(0, 500),
-        description="challenger: second-best holdout AUC",
-    )
-    first = st.promotions.request(
-        version.ref,
-        "staging",
-        reason="challenger for shadow traffic",
-        aliases=["challenger"],
-        data=data,
-    )
-    say(f"promotion request for {version.ref} → staging: {first.status}")
+    first = _request(st, challenger, holdout, data, note="second-best holdout AUC")
+    say(f"promotion request for {first.ref} → staging: {first.status}")
     _say_checks(first, say, failed_only=True)
 
     fixed = retrain_without(st, challenger, PROXY, early, folder=datasets)
-    fixed_version = st.registry.register(
-        fixed.estimator,
-        name=MODEL,
-        run_id=fixed.run.id,
-        sample_input=holdout.select(list(fixed.columns)).slice(0, 500),
-        description=f"challenger retrained without {PROXY}",
-    )
-    st.registry.update_card(fixed_version.ref, _CARD)
     say(
         f"fix: retrained {challenger.run.name} without {PROXY} (run {fixed.run.id[-8:]}, "
-        f"holdout AUC {fixed.run.metrics['holdout_auc']:.4f}) as {fixed_version.ref}; "
-        "card completed"
+        f"holdout AUC {fixed.run.metrics['holdout_auc']:.4f}); its card completed"
     )
-    second = st.promotions.request(
-        fixed_version.ref,
-        "staging",
-        reason="proxy dropped, card completed",
-        aliases=["challenger"],
-        data=data,
-    )
-    say(f"new request {second.id[-8:]} for {fixed_version.ref}: {second.status}")
+    second = _request(st, fixed, holdout, data, note=f"retrained without {PROXY}", card=_CARD)
+    say(f"new request {second.id[-8:]} for {second.ref}: {second.status}")
     _say_checks(second, say, failed_only=False)
     final, refusal = _sign_off(st, second, tokens, connect_as, say)
     return [
@@ -136,6 +108,30 @@ def govern_challenger(
         {"step": "governance.approve", "refusal": refusal, **final.as_dict()},
         _write_evidence(st, final, out, say),
     ]
+
+
+def _request(
+    st: Steward,
+    model: TrainedModel,
+    holdout: pa.Table,
+    data: Mapping[str, Path],
+    *,
+    note: str,
+    card: Mapping[str, str] | None = None,
+) -> PromotionRequest:
+    """Register ``model`` (with a card when given) and ask to move it to staging."""
+    version = st.registry.register(
+        model.estimator,
+        name=MODEL,
+        run_id=model.run.id,
+        sample_input=holdout.select(list(model.columns)).slice(0, 500),
+        description=f"challenger: {note}",
+    )
+    if card is not None:
+        st.registry.update_card(version.ref, card)
+    return st.promotions.request(
+        version.ref, "staging", reason=f"challenger ({note})", aliases=["challenger"], data=data
+    )
 
 
 def _setup(st: Steward, out: Path, say: Say) -> dict[str, str]:
