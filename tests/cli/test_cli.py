@@ -164,11 +164,21 @@ def test_cli_demo_json_reports_audit_steps(
     assert card["completeness"] == 1.0
     assert "<h1>Model card: card-fraud:1</h1>" in Path(card["html"]).read_text(encoding="utf-8")
     assert steps["governance.request"]["status"] == "checks_failed"
-    assert "card_completeness" in {
-        c["kind"] for c in steps["governance.request"]["checks"] if not c["passed"]
-    }
+    failed = {c["kind"]: c for c in steps["governance.request"]["checks"] if not c["passed"]}
+    assert {"card_completeness", "fairness", "prohibited_attributes"} <= set(failed)
+    assert failed["fairness"]["observed"] < 0.8
     approved = steps["governance.approve"]
+    assert approved["ref"] == "card-fraud:3"
     assert approved["status"] == "executed"
     assert "separation of duties" in approved["refusal"]
     assert {d["approver"] for d in approved["decisions"]} == {"maya", "colin"}
     assert approved["policy_version"] == 1
+    fairness = next(c for c in approved["checks"] if c["kind"] == "fairness")
+    assert fairness["passed"] is True
+    assert fairness["observed"] >= 0.8
+    report = steps["governance.report"]
+    assert report["ref"] == "card-fraud:3"
+    markdown = Path(report["markdown"]).read_text(encoding="utf-8")
+    assert Path(report["html"]).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    for text in ("reviewed by maya", "reviewed by colin", fairness["description"]):
+        assert text in markdown
