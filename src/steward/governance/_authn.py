@@ -13,6 +13,7 @@ from steward.governance._errors import AuthenticationError
 from steward.governance._identities import check_principal_name
 from steward.governance._jwt import verifier_for
 from steward.governance._models import AuthenticatedPrincipal, Identity
+from steward.governance._retention_guard import GovernanceRetentionGuard
 from steward.governance._rows import find_identity
 from steward.governance._scopes import check_scope
 from steward.governance._settings import GovernanceSettings
@@ -161,7 +162,8 @@ def authenticated_store(
 
     ``credential`` defaults to ``STEWARD_TOKEN``. This is how adapters (SDK, CLI,
     HTTP API) bind a caller: every service built on the returned store checks
-    scopes and role bindings, and audits denials.
+    scopes and role bindings, and audits denials; deletions below governance
+    (``steward gc``) consult its legal holds through the store's retention guard.
 
     Raises:
         AuthenticationError: see :func:`authenticate`.
@@ -171,4 +173,5 @@ def authenticated_store(
         credential = settings.token.get_secret_value()
     principal = authenticate(store, credential, settings)
     authorizer = GovernanceAuthorizer(store, settings=settings, resource_teams=resource_teams)
-    return store.as_principal(principal).with_authorizer(authorizer)
+    bound = store.as_principal(principal).with_authorizer(authorizer)
+    return bound.with_retention_guard(GovernanceRetentionGuard(bound))

@@ -20,6 +20,12 @@ from steward.core import (
     sha256_hex,
 )
 from steward.store import Store, UnitOfWork
+from steward.tracking._access import (
+    READ_SCOPE,
+    WRITE_SCOPE,
+    experiment_resource,
+    run_resource,
+)
 from steward.tracking._active import ActiveRun
 from steward.tracking._common import get_run, insert_unless_present, require_run
 from steward.tracking._environment import (
@@ -64,6 +70,10 @@ ENVIRONMENT_TTL = 5.0  # seconds a captured environment is reused for new runs
 class TrackingService(RunRecords, RunLifecycle):
     """Experiments and runs of one steward home. Every change is audited.
 
+    Reads need ``models:read``, changes ``models:write``, collecting artifacts
+    ``admin`` (see :mod:`steward.tracking._access`); a denial raises
+    :class:`PermissionDeniedError` naming the scope and is audited.
+
     Example:
         >>> tracking = TrackingService(Store.open())  # doctest: +SKIP
         >>> with tracking.start_run("fraud", params={"model": "hgb"}) as run:  # doctest: +SKIP
@@ -90,7 +100,9 @@ class TrackingService(RunRecords, RunLifecycle):
         Raises:
             ConflictError: an experiment with that name exists.
             InvalidInputError: the name or a tag is malformed.
+            PermissionDeniedError: the caller lacks ``models:write``.
         """
+        self.store.authorize(WRITE_SCOPE, resource=experiment_resource(name))
         check_name("experiment", name)
         tag_values = self._check_tags(tags or {})
         with self.store.unit_of_work() as uow:
@@ -123,7 +135,9 @@ class TrackingService(RunRecords, RunLifecycle):
 
         Raises:
             NotFoundError: no such experiment; the message lists some that exist.
+            PermissionDeniedError: the caller lacks ``models:read``.
         """
+        self.store.authorize(READ_SCOPE, resource=experiment_resource(name_or_id))
         with self.store.database.read() as conn:
             return self._experiment(conn, name_or_id)
 
@@ -155,7 +169,12 @@ class TrackingService(RunRecords, RunLifecycle):
         return to_experiment(row)
 
     def list_experiments(self, *, include_archived: bool = False) -> list[Experiment]:
-        """Return experiments, newest first."""
+        """Return experiments, newest first.
+
+        Raises:
+            PermissionDeniedError: the caller lacks ``models:read``.
+        """
+        self.store.authorize(READ_SCOPE)
         query = sa.select(experiments).order_by(experiments.c.created_at.desc())
         if not include_archived:
             query = query.where(experiments.c.archived_at.is_(None))
@@ -163,7 +182,13 @@ class TrackingService(RunRecords, RunLifecycle):
             return [to_experiment(r) for r in conn.execute(query)]
 
     def set_experiment_archived(self, name_or_id: str, archived: bool) -> Experiment:
-        """Archive or restore an experiment (its runs are kept)."""
+        """Archive or restore an experiment (its runs are kept).
+
+        Raises:
+            NotFoundError: no such experiment.
+            PermissionDeniedError: the caller lacks ``models:write``.
+        """
+        self.store.authorize(WRITE_SCOPE, resource=experiment_resource(name_or_id))
         with self.store.unit_of_work() as uow:
             exp = self._experiment(uow.conn, name_or_id)
             stamp = uow.clock.now() if archived else None
@@ -205,7 +230,9 @@ class TrackingService(RunRecords, RunLifecycle):
         Raises:
             InvalidInputError: a name, key or value is malformed.
             NotFoundError: the parent run does not exist.
+            PermissionDeniedError: the caller lacks ``models:write``.
         """
+        self.store.authorize(WRITE_SCOPE, resource=experiment_resource(experiment))
         if name is not None:
             check_name("run", name)
         if isinstance(flush_interval, bool) or not isinstance(flush_interval, int | float):
@@ -316,7 +343,9 @@ class TrackingService(RunRecords, RunLifecycle):
 
         Raises:
             NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:read``.
         """
+        self.store.authorize(READ_SCOPE, resource=run_resource(run_id))
         return get_run(self.store, run_id)
 
     def _encode_params(self, values: Mapping[str, Any]) -> dict[str, tuple[str, str, float | None]]:
@@ -368,6 +397,7 @@ class TrackingService(RunRecords, RunLifecycle):
         return new
 
     def _log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
+        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
         encoded = self._encode_params(values)
         with self.store.unit_of_work() as uow:
             require_run(uow.conn, run_id, running=True)
@@ -393,6 +423,7 @@ class TrackingService(RunRecords, RunLifecycle):
         )
 
     def _set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
+        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
         checked = self._check_tags(values)
         with self.store.unit_of_work() as uow:
             require_run(uow.conn, run_id)
@@ -400,10 +431,20 @@ class TrackingService(RunRecords, RunLifecycle):
             uow.audit("run.tags.set", "run", run_id, {"tags": checked})
 
     def set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
-        """Set tags on any run (running or ended)."""
+        """Set tags on any run (running or ended).
+
+        Raises:
+            NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:write``.
+        """
         self._set_tags(run_id, values)
 
+    def _authorize_run_write(self, run_id: str) -> None:
+        """Check the caller may write to a run: once per handle and per flush, not per value."""
+        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
+
     def _write_metrics(self, run_id: str, rows: list[tuple[str, float, int, int]]) -> None:
+        self._authorize_run_write(run_id)
         with self.store.unit_of_work() as uow:
             require_run(uow.conn, run_id)
             self._insert_metrics(uow, run_id, rows)
@@ -431,6 +472,7 @@ class TrackingService(RunRecords, RunLifecycle):
         wall_seconds: float,
         cpu_seconds: float,
     ) -> None:
+        self._authorize_run_write(run_id)
         with self.store.unit_of_work() as uow:
             updated = END_RUN(
                 uow.conn,
@@ -447,7 +489,14 @@ class TrackingService(RunRecords, RunLifecycle):
             )
 
     def add_note(self, run_id: str, text: str) -> None:
-        """Append a note to a run."""
+        """Append a note to a run.
+
+        Raises:
+            InvalidInputError: the note is empty.
+            NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:write``.
+        """
+        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("a note must be non-empty text")
         with self.store.unit_of_work() as uow:
@@ -462,7 +511,13 @@ class TrackingService(RunRecords, RunLifecycle):
     # -- reading -----------------------------------------------------------
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
-        """Return every value of one metric, by step then time, in one query."""
+        """Return every value of one metric, by step then time, in one query.
+
+        Raises:
+            NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:read``.
+        """
+        self.store.authorize(READ_SCOPE, resource=run_resource(run_id))
         query = (
             sa.select(metrics.c.value, metrics.c.step, metrics.c.ts_ms)
             .where(metrics.c.run_id == run_id, metrics.c.key == key)
@@ -494,7 +549,9 @@ class TrackingService(RunRecords, RunLifecycle):
         Raises:
             FilterSyntaxError: the filter or an ordering is malformed (points at the token).
             NotFoundError: an experiment does not exist.
+            PermissionDeniedError: the caller lacks ``models:read``.
         """
+        self.store.authorize(READ_SCOPE)
         if not 1 <= page_size <= MAX_PAGE:
             raise InvalidInputError(f"page_size must be between 1 and {MAX_PAGE}, got {page_size}")
         offset = _decode_token(page_token)
@@ -522,7 +579,9 @@ class TrackingService(RunRecords, RunLifecycle):
         Raises:
             NotFoundError: a run id does not exist.
             InvalidInputError: fewer than two runs were given.
+            PermissionDeniedError: the caller lacks ``models:read``.
         """
+        self.store.authorize(READ_SCOPE)
         if len(run_ids) < 2:
             raise InvalidInputError("compare needs at least two run ids")
         with self.store.database.read() as conn:
