@@ -32,20 +32,19 @@ from steward.tracking._environment import (
     capture_environment,
     seed_everything,
 )
+from steward.tracking._experiments import ExperimentCatalog
 from steward.tracking._lifecycle import RunLifecycle
 from steward.tracking._models import (
-    Experiment,
     Metric,
     Page,
     Run,
     RunStatus,
 )
 from steward.tracking._records import RunRecords
-from steward.tracking._rows import load_runs, to_experiment
+from steward.tracking._rows import load_runs
 from steward.tracking._search import compile_filter, compile_order_by
 from steward.tracking._statements import (
     END_RUN,
-    EXPERIMENT_BY_NAME_OR_ID,
     INSERT_METRICS,
     INSERT_PARAMS,
     INSERT_RUN,
@@ -53,13 +52,18 @@ from steward.tracking._statements import (
 )
 from steward.tracking._tables import (
     environments,
-    experiments,
     metrics,
     params,
     run_tags,
     runs,
 )
-from steward.tracking._validation import check_key, check_name, decode_param, encode_param
+from steward.tracking._validation import (
+    check_key,
+    check_name,
+    check_tags,
+    decode_param,
+    encode_param,
+)
 
 __all__ = ["TrackingService"]
 
@@ -67,7 +71,7 @@ MAX_PAGE = 1_000
 ENVIRONMENT_TTL = 5.0  # seconds a captured environment is reused for new runs
 
 
-class TrackingService(RunRecords, RunLifecycle):
+class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
     """Experiments and runs of one steward home. Every change is audited.
 
     Reads need ``models:read``, changes ``models:write``, collecting artifacts
@@ -89,119 +93,6 @@ class TrackingService(RunRecords, RunLifecycle):
     def now_ms(self) -> int:
         """Milliseconds since the epoch by the store's clock."""
         return int(self.store.clock.now().timestamp() * 1000)
-
-    # -- experiments -------------------------------------------------------
-
-    def create_experiment(
-        self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
-    ) -> Experiment:
-        """Create an experiment.
-
-        Raises:
-            ConflictError: an experiment with that name exists.
-            InvalidInputError: the name or a tag is malformed.
-            PermissionDeniedError: the caller lacks ``models:write``.
-        """
-        self.store.authorize(WRITE_SCOPE, resource=experiment_resource(name))
-        check_name("experiment", name)
-        tag_values = self._check_tags(tags or {})
-        with self.store.unit_of_work() as uow:
-            return self._insert_experiment(uow, name, description, tag_values)
-
-    def _insert_experiment(
-        self, uow: UnitOfWork, name: str, description: str, tags: dict[str, str]
-    ) -> Experiment:
-        if uow.conn.execute(sa.select(experiments.c.id).where(experiments.c.name == name)).first():
-            raise ConflictError(f"experiment {name!r} already exists")
-        experiment = Experiment(
-            id=new_id(),
-            name=name,
-            description=description,
-            owner=uow.actor,
-            tags=tags,
-            created_at=uow.clock.now(),
-        )
-        row = {**experiment.as_row(), "tags": canonical_json(tags)}
-        try:
-            with uow.conn.begin_nested():  # a savepoint: a lost race leaves the unit usable
-                uow.conn.execute(experiments.insert(), row)
-        except sa.exc.IntegrityError:
-            raise ConflictError(f"experiment {name!r} already exists") from None
-        uow.audit("experiment.create", "experiment", experiment.id, {"name": name, "tags": tags})
-        return experiment
-
-    def get_experiment(self, name_or_id: str) -> Experiment:
-        """Return an experiment by name or id.
-
-        Raises:
-            NotFoundError: no such experiment; the message lists some that exist.
-            PermissionDeniedError: the caller lacks ``models:read``.
-        """
-        self.store.authorize(READ_SCOPE, resource=experiment_resource(name_or_id))
-        with self.store.database.read() as conn:
-            return self._experiment(conn, name_or_id)
-
-    def find_experiment(self, name_or_id: str) -> Experiment | None:
-        """Return an experiment by name or id, or None."""
-        try:
-            return self.get_experiment(name_or_id)
-        except NotFoundError:
-            return None
-
-    def _experiment(self, conn: Connection, name_or_id: str) -> Experiment:
-        row = conn.execute(
-            sa.select(experiments).where(
-                sa.or_(experiments.c.name == name_or_id, experiments.c.id == name_or_id)
-            )
-        ).first()
-        if row is None:
-            known = (
-                conn.execute(
-                    sa.select(experiments.c.name)
-                    .order_by(experiments.c.created_at.desc())
-                    .limit(10)
-                )
-                .scalars()
-                .all()
-            )
-            listing = ", ".join(repr(n) for n in known) or "none yet"
-            raise NotFoundError(f"experiment {name_or_id!r} does not exist; existing: {listing}")
-        return to_experiment(row)
-
-    def list_experiments(self, *, include_archived: bool = False) -> list[Experiment]:
-        """Return experiments, newest first.
-
-        Raises:
-            PermissionDeniedError: the caller lacks ``models:read``.
-        """
-        self.store.authorize(READ_SCOPE)
-        query = sa.select(experiments).order_by(experiments.c.created_at.desc())
-        if not include_archived:
-            query = query.where(experiments.c.archived_at.is_(None))
-        with self.store.database.read() as conn:
-            return [to_experiment(r) for r in conn.execute(query)]
-
-    def set_experiment_archived(self, name_or_id: str, archived: bool) -> Experiment:
-        """Archive or restore an experiment (its runs are kept).
-
-        Raises:
-            NotFoundError: no such experiment.
-            PermissionDeniedError: the caller lacks ``models:write``.
-        """
-        self.store.authorize(WRITE_SCOPE, resource=experiment_resource(name_or_id))
-        with self.store.unit_of_work() as uow:
-            exp = self._experiment(uow.conn, name_or_id)
-            stamp = uow.clock.now() if archived else None
-            uow.conn.execute(
-                experiments.update().where(experiments.c.id == exp.id).values(archived_at=stamp)
-            )
-            uow.audit(
-                "experiment.archive" if archived else "experiment.restore",
-                "experiment",
-                exp.id,
-                {"name": exp.name},
-            )
-            return self._experiment(uow.conn, exp.id)
 
     # -- runs --------------------------------------------------------------
 
@@ -240,7 +131,7 @@ class TrackingService(RunRecords, RunLifecycle):
         if not 0 < flush_interval < float("inf"):
             raise InvalidInputError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
         encoded = self._encode_params(params or {})
-        tag_values = self._check_tags(tags or {})
+        tag_values = check_tags(tags or {})
         parent_id = parent.id if isinstance(parent, ActiveRun) else parent
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, int):
@@ -290,23 +181,6 @@ class TrackingService(RunRecords, RunLifecycle):
         handle._params.update(params or {})
         return handle
 
-    def _experiment_for_run(self, uow: UnitOfWork, name_or_id: str) -> tuple[str, str]:
-        """Return ``(id, name)`` of the experiment to add a run to, creating it when missing."""
-        row: Sequence[Any] | None = EXPERIMENT_BY_NAME_OR_ID(
-            uow.conn, (name_or_id, name_or_id)
-        ).first()
-        if row is None:
-            check_name("experiment", name_or_id)
-            try:
-                created = self._insert_experiment(uow, name_or_id, "", {})
-                return created.id, created.name
-            except ConflictError:  # created meanwhile by another process: use it
-                row = EXPERIMENT_BY_NAME_OR_ID(uow.conn, (name_or_id, name_or_id)).one()
-        exp_id, exp_name, archived_at = row
-        if archived_at is not None:
-            raise ConflictError(f"experiment {exp_name!r} is archived; restore it to add runs")
-        return str(exp_id), str(exp_name)
-
     def _environment(self) -> tuple[str, str] | None:
         """Return ``(canonical JSON, digest)`` of the environment, reused for a few seconds.
 
@@ -350,15 +224,6 @@ class TrackingService(RunRecords, RunLifecycle):
 
     def _encode_params(self, values: Mapping[str, Any]) -> dict[str, tuple[str, str, float | None]]:
         return {check_key("param", k): encode_param(k, v) for k, v in values.items()}
-
-    def _check_tags(self, values: Mapping[str, str]) -> dict[str, str]:
-        checked = {}
-        for key, value in values.items():
-            check_key("tag", key)
-            if not isinstance(value, str):
-                raise InvalidInputError(f"tag {key!r} must be a string, got {type(value).__name__}")
-            checked[key] = value
-        return checked
 
     def _insert_params(
         self,
@@ -424,7 +289,7 @@ class TrackingService(RunRecords, RunLifecycle):
 
     def _set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
         self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
-        checked = self._check_tags(values)
+        checked = check_tags(values)
         with self.store.unit_of_work() as uow:
             require_run(uow.conn, run_id)
             self._upsert_tags(uow.conn, run_id, checked)
