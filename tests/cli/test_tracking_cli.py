@@ -10,6 +10,7 @@ import pytest
 from tests.cli._helpers import run
 
 from steward.core import FrozenClock, utc_now
+from steward.governance import HoldService
 from steward.sdk import connect
 
 
@@ -151,3 +152,32 @@ def test_cli_gc_keeps_recently_archived_runs(
     )
     later = json.loads(out)
     assert ids["b"] in later["runs"] and later["artifacts"] == [kept["digest"]]  # for later
+
+
+def test_cli_gc_execute_spares_a_held_run_until_the_hold_is_released(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _ids(home, capsys, monkeypatch)
+    with connect(home=home) as st:
+        st.tracking.set_tags(ids["a"], {"subject": "cust-42"})
+        for run_id in ids.values():
+            st.tracking.set_run_archived(run_id, True)
+        hold = HoldService(st.store).place("subject", "cust-42", reason="case 114")
+        [held] = st.tracking.list_artifacts(ids["a"])
+        [free] = st.tracking.list_artifacts(ids["b"])
+    gc = ["gc", "--home", str(home), "--older-than", "0", "--execute"]
+    code, out, _ = run([*gc, "--json"], capsys, monkeypatch)
+    report = json.loads(out)
+    assert code == 0 and report["artifacts"] == [free["digest"]]
+    assert [(h["run"], h["hold"]) for h in report["held"]] == [(ids["a"], hold.id)]
+    code, out, _ = run(gc, capsys, monkeypatch)
+    assert code == 0 and f"skipped 1 run under a legal hold ({hold.id})" in out
+    with connect(home=home) as st:
+        assert st.store.artifacts.exists(held["digest"])
+        assert not st.store.artifacts.exists(free["digest"])
+        HoldService(st.store).release(hold.id, reason="case closed")
+    code, out, _ = run([*gc, "--json"], capsys, monkeypatch)
+    assert json.loads(out)["artifacts"] == [held["digest"]] and json.loads(out)["held"] == []
+    with connect(home=home) as st:
+        assert not st.store.artifacts.exists(held["digest"])
+        assert st.store.audit.verify().ok

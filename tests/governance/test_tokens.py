@@ -14,6 +14,7 @@ from steward.core import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    canonical_json,
 )
 from steward.governance import (
     AuthenticationError,
@@ -146,9 +147,12 @@ def test_wrong_secret_and_unknown_id_refused(tokens: TokenService, store: Store,
         _auth(store, forged)
     with pytest.raises(AuthenticationError, match="unknown token"):
         _auth(store, "stw_" + "0" * 32 + "_" + secret.split("_", 2)[2])
-    assert store.audit.list_events(action="auth.refused")[0].details["reason"] == (
-        "secret does not match"
-    )
+    refused = store.audit.list_events(action="auth.refused", newest_first=False)
+    assert [(e.object_type, e.details["reason"]) for e in refused] == [
+        ("token", "secret does not match"),
+        ("credential", "unknown token"),  # by the id's first 8 characters: "stw_00000000"
+    ]
+    assert refused[1].object_id == "stw_00000000"
     assert _auth(store, secret).name == "bob"  # the real one still works
 
 
@@ -168,15 +172,20 @@ def test_wrong_secret_and_unknown_id_refused(tokens: TokenService, store: Store,
         "Bearer ",
     ],
 )
-def test_malformed_tokens_refused_without_touching_the_database(
+def test_malformed_tokens_refused_and_audited_without_their_text(
     store: Store, credential: str
 ) -> None:
-    before = store.audit.head()
     settings = GovernanceSettings(user="root", auth="required")
     with pytest.raises(AuthenticationError) as refused:
         authenticate(store, credential, settings)
     assert credential.strip() not in str(refused.value) or len(credential.strip()) < 8
-    assert store.audit.head() == before
+    [event] = store.audit.list_events(action="auth.refused")
+    assert event.actor == "anonymous" and event.object_type == "credential"
+    assert event.details["reason"] in ("malformed token", "unrecognized credential")
+    recorded = canonical_json(event.as_dict())
+    text = credential.strip()
+    assert len(text) <= 4 or text not in recorded  # at most "stw_" and 8 hex of the id
+    assert len(text) <= 12 or text[12:] not in recorded
 
 
 def test_oversized_credential_refused_before_parsing(store: Store) -> None:

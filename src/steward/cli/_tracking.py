@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from steward.cli._common import HomeOption, JsonOption, connect_client
@@ -260,7 +261,11 @@ def gc(
     ),
     execute: bool = typer.Option(False, "--execute", help="Really delete (default: a dry run)."),
 ) -> None:
-    """Remove artifacts of runs archived longer than N days (dry run unless --execute)."""
+    """Remove artifacts of runs archived longer than N days (dry run unless --execute).
+
+    Needs `admin`. Runs under a legal hold keep their artifacts (reported as skipped),
+    and so does any blob another run or a model version still uses.
+    """
     with _client(home) as st:
         report = st.tracking.collect_garbage(older_than_days=older_than, dry_run=not execute)
     if json:
@@ -270,6 +275,14 @@ def gc(
     console.print(
         f"{len(report['runs'])} archived runs; {verb} {len(report['artifacts'])} artifacts "
         f"({report['bytes']} bytes); kept {len(report['kept_shared'])} shared with live runs"
+        f" and {len(report['kept_in_use'])} used by model versions"
     )
+    if report["held"]:
+        holds = ", ".join(sorted({h["hold"] for h in report["held"] if h["hold"]}))
+        count = len(report["held"])
+        runs = "run" if count == 1 else "runs"
+        console.print(f"skipped {count} {runs} under a legal hold ({escape(holds)})")
+        for held in report["held"]:
+            console.print(f"  {held['run']}: {escape(held['reason'])}")
     if report["dry_run"] and report["artifacts"]:
         console.print("run again with --execute to delete")

@@ -23,6 +23,7 @@ from steward.core._errors import (
 )
 from steward.core._hashing import canonical_json, sha256_file, sha256_hex, sha256_stream
 from steward.core._ids import new_id
+from steward.core._retention import KeepReason, RetentionGuard
 from steward.core._settings import BaseStewardSettings, CoreSettings, config_file, load_settings
 
 __all__ = [
@@ -38,10 +39,12 @@ __all__ = [
     "FrozenClock",
     "IntegrityError",
     "InvalidInputError",
+    "KeepReason",
     "NotFoundError",
     "PermissionDeniedError",
     "Principal",
     "PrincipalKind",
+    "RetentionGuard",
     "SchemaVersionError",
     "ScopeAuthorizer",
     "StewardError",

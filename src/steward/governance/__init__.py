@@ -48,6 +48,7 @@ from steward.governance._promotions import (
 )
 from steward.governance._report import VersionReport, build_report
 from steward.governance._retention import RetentionService
+from steward.governance._retention_guard import GovernanceRetentionGuard
 from steward.governance._retention_rules import (
     DEFAULT_RULES,
     LegalHoldError,
@@ -82,6 +83,7 @@ __all__ = [
     "Gate",
     "GovernanceAuthorizer",
     "GovernanceError",
+    "GovernanceRetentionGuard",
     "GovernanceSettings",
     "HoldService",
     "Identity",

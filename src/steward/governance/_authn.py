@@ -11,12 +11,14 @@ from steward.governance._auth_cache import cache_for
 from steward.governance._authorizer import GovernanceAuthorizer, ResourceTeams
 from steward.governance._errors import AuthenticationError
 from steward.governance._identities import check_principal_name
-from steward.governance._jwt import verifier_for
+from steward.governance._jwt import unverified_fingerprint, verifier_for
 from steward.governance._models import AuthenticatedPrincipal, Identity
+from steward.governance._refusals import record_refusal
+from steward.governance._retention_guard import GovernanceRetentionGuard
 from steward.governance._rows import find_identity
 from steward.governance._scopes import check_scope
 from steward.governance._settings import GovernanceSettings
-from steward.governance._tokens import ANONYMOUS, TOKEN_PREFIX, TokenService
+from steward.governance._tokens import TOKEN_PREFIX, TokenService
 from steward.store import Store
 
 __all__ = ["MAX_CREDENTIAL_CHARS", "authenticate", "authenticated_store"]
@@ -59,46 +61,68 @@ def authenticate(
             scopes=frozenset({ADMIN_SCOPE}),
         )
     if len(credential) > MAX_CREDENTIAL_CHARS:
+        _refuse_unknown(store, "oversized", len(credential))
         raise AuthenticationError(
             f"the credential is {len(credential):,} characters; the limit is "
-            f"{MAX_CREDENTIAL_CHARS:,}: this is not a steward token or a JWT"
+            f"{MAX_CREDENTIAL_CHARS:,}: this is not a steward token or a JWT",
+            reason="oversized",
         )
     text = _BEARER.sub("", credential.strip(), count=1)
     if text.startswith(TOKEN_PREFIX):
         return TokenService(store, settings=settings).verify_token(text)
     if text.count(".") == 2:
         return _jwt_principal(store, text, settings)
+    _refuse_unknown(store, "unrecognized credential", len(text))
     raise AuthenticationError(
-        "the credential is neither a steward token (stw_...) nor a JWT (three dot-separated parts)"
+        "the credential is neither a steward token (stw_...) nor a JWT (three dot-separated parts)",
+        reason="unrecognized credential",
+    )
+
+
+def _refuse_unknown(store: Store, reason: str, length: int) -> None:
+    """Audit a credential that is neither kind: its length is all that is recorded."""
+    record_refusal(
+        store,
+        reason=reason,
+        method="unknown",
+        object_type="credential",
+        object_id="unrecognized",
+        details={"length": length},
+    )
+
+
+def _refuse_jwt(store: Store, token: str, reason: str) -> None:
+    """Audit a refused JWT by its issuer and key id (read unverified), never its contents."""
+    found = unverified_fingerprint(token)
+    record_refusal(
+        store,
+        reason=reason,
+        method="jwt",
+        object_type="jwt",
+        object_id=found["iss"] or "unknown issuer",
+        details={"kid": found["kid"]},
     )
 
 
 def _jwt_principal(
     store: Store, token: str, settings: GovernanceSettings
 ) -> AuthenticatedPrincipal:
-    if not settings.jwt_enabled:
-        raise AuthenticationError(
-            "a JWT was presented but no identity provider is configured; set STEWARD_JWT_ISSUER, "
-            "STEWARD_JWT_AUDIENCE and STEWARD_JWT_JWKS_URL (or _JWKS_FILE or _PUBLIC_KEY_FILE)"
-        )
-    claims = verifier_for(settings).verify(token)
     try:
-        name = check_principal_name(claims.get(settings.jwt_subject_claim))
-    except InvalidInputError:
-        raise AuthenticationError(
-            f"JWT claim {settings.jwt_subject_claim!r} (STEWARD_JWT_SUBJECT_CLAIM) is missing or "
-            "not a usable principal name"
-        ) from None
-    scopes = {s for s in _strings(claims, settings.jwt_scope_claim) if _is_scope(s)}
-    catalog = settings.role_catalog()
-    roles = set(catalog.known(_strings(claims, settings.jwt_roles_claim)))
+        claims, name, scopes, roles = _jwt_claims(token, settings)
+    except AuthenticationError as exc:
+        _refuse_jwt(store, token, exc.reason)
+        raise
     registered = _registered(store, name, settings.auth_cache_seconds)
     if registered is not None and registered.disabled:
-        with store.unit_of_work(actor=ANONYMOUS) as uow:
-            uow.audit("auth.refused", "principal", name, {"reason": "disabled", "method": "jwt"})
-        raise AuthenticationError(f"{name!r} is disabled in steward; ask an administrator")
+        record_refusal(
+            store, reason="disabled", method="jwt", object_type="principal", object_id=name
+        )
+        raise AuthenticationError(
+            f"{name!r} is disabled in steward; ask an administrator", reason="disabled"
+        )
     if registered is not None:
         roles |= registered.global_roles
+    catalog = settings.role_catalog()
     return AuthenticatedPrincipal(
         name=name,
         kind=registered.kind if registered is not None else "user",
@@ -107,6 +131,30 @@ def _jwt_principal(
         method="jwt",
         expires_at=_timestamp(claims["exp"]),
     )
+
+
+def _jwt_claims(
+    token: str, settings: GovernanceSettings
+) -> tuple[dict[str, Any], str, set[str], set[str]]:
+    """Verify a JWT; return its claims, subject, steward scopes and known roles."""
+    if not settings.jwt_enabled:
+        raise AuthenticationError(
+            "a JWT was presented but no identity provider is configured; set STEWARD_JWT_ISSUER, "
+            "STEWARD_JWT_AUDIENCE and STEWARD_JWT_JWKS_URL (or _JWKS_FILE or _PUBLIC_KEY_FILE)",
+            reason="no identity provider",
+        )
+    claims = verifier_for(settings).verify(token)
+    try:
+        name = check_principal_name(claims.get(settings.jwt_subject_claim))
+    except InvalidInputError:
+        raise AuthenticationError(
+            f"JWT claim {settings.jwt_subject_claim!r} (STEWARD_JWT_SUBJECT_CLAIM) is missing or "
+            "not a usable principal name",
+            reason="unusable subject",
+        ) from None
+    scopes = {s for s in _strings(claims, settings.jwt_scope_claim) if _is_scope(s)}
+    roles = set(settings.role_catalog().known(_strings(claims, settings.jwt_roles_claim)))
+    return claims, name, scopes, roles
 
 
 def _registered(store: Store, name: str, ttl: float) -> Identity | None:
@@ -137,7 +185,8 @@ def _strings(claims: dict[str, Any], claim: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
     raise AuthenticationError(
-        f"JWT claim {claim!r} must be a space-separated string or a list of strings"
+        f"JWT claim {claim!r} must be a space-separated string or a list of strings",
+        reason="malformed claim",
     )
 
 
@@ -161,7 +210,8 @@ def authenticated_store(
 
     ``credential`` defaults to ``STEWARD_TOKEN``. This is how adapters (SDK, CLI,
     HTTP API) bind a caller: every service built on the returned store checks
-    scopes and role bindings, and audits denials.
+    scopes and role bindings, and audits denials; deletions below governance
+    (``steward gc``) consult its legal holds through the store's retention guard.
 
     Raises:
         AuthenticationError: see :func:`authenticate`.
@@ -171,4 +221,5 @@ def authenticated_store(
         credential = settings.token.get_secret_value()
     principal = authenticate(store, credential, settings)
     authorizer = GovernanceAuthorizer(store, settings=settings, resource_teams=resource_teams)
-    return store.as_principal(principal).with_authorizer(authorizer)
+    bound = store.as_principal(principal).with_authorizer(authorizer)
+    return bound.with_retention_guard(GovernanceRetentionGuard(bound))

@@ -6,11 +6,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from steward.core import PermissionDeniedError, Principal, load_settings, scope_covers
+import sqlalchemy as sa
+
+from steward.core import (
+    InvalidInputError,
+    PermissionDeniedError,
+    Principal,
+    load_settings,
+    scope_covers,
+)
 from steward.governance._rows import access_generation, resource_roles
-from steward.governance._scopes import GLOBAL, RoleCatalog, cap_scopes
+from steward.governance._scopes import GLOBAL, RoleCatalog, cap_scopes, check_resource
 from steward.governance._settings import GovernanceSettings
-from steward.store import Store
+from steward.store import Store, metadata
 
 __all__ = ["GovernanceAuthorizer", "ResourceTeams"]
 
@@ -18,6 +26,7 @@ ResourceTeams = Callable[[str], Iterable[str]]
 """Maps a resource (``model:fraud``) to the teams it belongs to (``{"risk"}``)."""
 
 _MAX_CACHED = 10_000
+_RUN = "run:"  # tracking names one run as its resource
 
 
 class GovernanceAuthorizer:
@@ -25,7 +34,9 @@ class GovernanceAuthorizer:
 
     A binding on ``model:fraud`` applies to checks on ``model:fraud``; a binding on
     ``team:risk`` applies to ``team:risk`` and to every resource that
-    ``resource_teams`` places in team ``risk`` (the registry supplies it). For a
+    ``resource_teams`` places in team ``risk`` (the registry supplies it). A check
+    on a run (``run:<id>``) also counts bindings on the models its versions belong
+    to, and on their teams. For a
     caller holding a steward token, what a binding adds is capped by the token's
     scopes. Bindings are cached per principal for ``STEWARD_AUTH_CACHE_SECONDS``;
     a change made in this process is seen at once.
@@ -48,6 +59,7 @@ class GovernanceAuthorizer:
         self._ttl = settings.auth_cache_seconds
         self._resource_teams = resource_teams
         self._cache: dict[str, tuple[float, int, dict[str, frozenset[str]]]] = {}
+        self._run_models: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
 
     def check(self, principal: Principal, scope: str, *, resource: str | None = None) -> None:
@@ -78,11 +90,42 @@ class GovernanceAuthorizer:
         bindings = self._bindings(name)
         if not bindings:
             return frozenset()
-        roles = set(bindings.get(resource, ()))
+        covered = [resource]
+        if resource.startswith(_RUN) and any(r.startswith(("model:", "team:")) for r in bindings):
+            covered += self._models_of_run(resource.removeprefix(_RUN))
+        roles: set[str] = set()
+        for each in covered:
+            roles |= bindings.get(each, frozenset())
         if self._resource_teams is not None and any(r.startswith("team:") for r in bindings):
-            for team in self._resource_teams(resource):
-                roles |= bindings.get(f"team:{team}", frozenset())
+            for each in covered:
+                for team in self._resource_teams(each):
+                    roles |= bindings.get(f"team:{team}", frozenset())
         return frozenset(roles)
+
+    def _models_of_run(self, run_id: str) -> tuple[str, ...]:
+        """``model:NAME`` of each model with a version trained by the run (cached for the TTL).
+
+        A grant on a model covers the runs that trained its versions: reading a
+        version's lineage, card or promotion evidence reads its run.
+        """
+        now = time.monotonic()
+        entry = self._run_models.get(run_id)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        versions, models = metadata.tables["model_versions"], metadata.tables["registered_models"]
+        with self._database.read() as conn:
+            names = conn.execute(
+                sa.select(models.c.name)
+                .join(versions, versions.c.model_id == models.c.id)
+                .where(versions.c.run_id == run_id)
+                .distinct()
+            ).scalars()
+            found = tuple(sorted(f"model:{n}" for n in names))
+        with self._lock:
+            if len(self._run_models) >= _MAX_CACHED:
+                self._run_models.clear()
+            self._run_models[run_id] = (now + self._ttl, found)
+        return found
 
     def _bindings(self, name: str) -> dict[str, frozenset[str]]:
         now = time.monotonic()
@@ -110,8 +153,18 @@ class GovernanceAuthorizer:
             )
         carrying = self._catalog.carrying(scope)
         roles = f"a role that carries it ({', '.join(carrying)})" if carrying else "admin"
-        where = f" --on {resource}" if resource else ""
+        where = f" --on {resource}" if _bindable(resource) else ""
         return (
             f"{message}; an administrator can grant {roles}: "
             f"steward roles grant ROLE --to {principal.name}{where}"
         )
+
+
+def _bindable(resource: str | None) -> bool:
+    """Whether a role can be bound on ``resource`` (``run:...`` or ``retention`` cannot)."""
+    if resource is None:
+        return False
+    try:
+        return check_resource(resource) != GLOBAL
+    except InvalidInputError:
+        return False

@@ -36,15 +36,30 @@ class GovernanceError(StewardError):
 
 
 class AuthenticationError(PermissionDeniedError):
-    """The credential is missing, malformed, unknown, or does not verify."""
+    """The credential is missing, malformed, unknown, or does not verify.
+
+    ``reason`` is a short, stable label of why (``bad signature``, ``wrong
+    audience``, ``unknown token``): what the audit chain records, never the message.
+    """
+
+    reason = "refused"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
 
 
 class TokenExpiredError(AuthenticationError):
     """The token was valid once and has expired."""
 
+    reason = "expired"
+
 
 class TokenRevokedError(AuthenticationError):
     """The token was revoked by its owner or an administrator."""
+
+    reason = "revoked"
 
 
 class PromotionFrozenError(ConflictError):

@@ -13,6 +13,7 @@ a local JWKS file, or a PEM public key or certificate. A token is accepted only 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -33,7 +34,7 @@ from steward.core import BackendUnavailableError, ConfigurationError
 from steward.governance._errors import AuthenticationError, TokenExpiredError
 from steward.governance._settings import ASYMMETRIC_ALGORITHMS, GovernanceSettings
 
-__all__ = ["JwtVerifier", "verifier_for"]
+__all__ = ["JwtVerifier", "unverified_fingerprint", "verifier_for"]
 
 PublicKey = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
@@ -243,18 +244,20 @@ class JwtVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise AuthenticationError(f"malformed JWT: {exc}") from None
+            raise AuthenticationError(f"malformed JWT: {exc}", reason="malformed") from None
         alg = header.get("alg")
         if alg not in self._algorithms:
             raise AuthenticationError(
                 f"JWT algorithm {alg!r} is not accepted; accepted: {sorted(self._algorithms)} "
-                "(STEWARD_JWT_ALGORITHMS)"
+                "(STEWARD_JWT_ALGORITHMS)",
+                reason="algorithm not accepted",
             )
         key = self._key_for(header.get("kid"))
         if alg not in _algorithms_for(key.key) or (key.alg is not None and key.alg != alg):
             raise AuthenticationError(
                 f"JWT algorithm {alg!r} does not fit the key {key.kid or '(unnamed)'} "
-                f"({type(key.key).__name__}{', alg ' + key.alg if key.alg else ''})"
+                f"({type(key.key).__name__}{', alg ' + key.alg if key.alg else ''})",
+                reason="algorithm does not fit the key",
             )
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -272,7 +275,7 @@ class JwtVerifier:
 
     def _key_for(self, kid: Any) -> _Key:
         if kid is not None and not isinstance(kid, str):
-            raise AuthenticationError("JWT header 'kid' must be a string")
+            raise AuthenticationError("JWT header 'kid' must be a string", reason="malformed")
         keys = self._keys()
         chosen = _select(keys, kid)
         if chosen is None and self._remote is not None and kid is not None:
@@ -281,9 +284,12 @@ class JwtVerifier:
             if kid is None:
                 raise AuthenticationError(
                     f"JWT has no 'kid' header and {len(keys)} keys are configured; "
-                    "the identity provider must name its key"
+                    "the identity provider must name its key",
+                    reason="unknown key",
                 )
-            raise AuthenticationError(f"JWT names key {kid!r}, which the configured keys lack")
+            raise AuthenticationError(
+                f"JWT names key {kid!r}, which the configured keys lack", reason="unknown key"
+            )
         return chosen
 
     def _keys(self) -> list[_Key]:
@@ -304,20 +310,50 @@ def _translate(exc: jwt.PyJWTError, issuer: str | None, audience: str | None) ->
     if isinstance(exc, jwt.ExpiredSignatureError):
         return TokenExpiredError("JWT has expired (exp is past); sign in again for a new one")
     if isinstance(exc, jwt.ImmatureSignatureError):
-        return AuthenticationError("JWT is not valid yet (nbf is in the future); check clocks")
+        return AuthenticationError(
+            "JWT is not valid yet (nbf is in the future); check clocks", reason="not yet valid"
+        )
     if isinstance(exc, jwt.InvalidAudienceError):
         return AuthenticationError(
-            f"JWT audience does not match STEWARD_JWT_AUDIENCE={audience!r}: {exc}"
+            f"JWT audience does not match STEWARD_JWT_AUDIENCE={audience!r}: {exc}",
+            reason="wrong audience",
         )
     if isinstance(exc, jwt.InvalidIssuerError):
-        return AuthenticationError(f"JWT issuer does not match STEWARD_JWT_ISSUER={issuer!r}")
+        return AuthenticationError(
+            f"JWT issuer does not match STEWARD_JWT_ISSUER={issuer!r}", reason="wrong issuer"
+        )
     if isinstance(exc, jwt.MissingRequiredClaimError):
-        return AuthenticationError(f"JWT lacks the required claim {exc.claim!r}")
+        return AuthenticationError(
+            f"JWT lacks the required claim {exc.claim!r}", reason="missing claim"
+        )
     if isinstance(exc, jwt.InvalidSignatureError):
-        return AuthenticationError("JWT signature does not verify with the configured key")
+        return AuthenticationError(
+            "JWT signature does not verify with the configured key", reason="bad signature"
+        )
     if isinstance(exc, jwt.InvalidKeyError):
-        return AuthenticationError(f"JWT key is unusable: {exc}")
-    return AuthenticationError(f"JWT refused: {exc}")
+        return AuthenticationError(f"JWT key is unusable: {exc}", reason="unusable key")
+    if isinstance(exc, jwt.DecodeError):
+        return AuthenticationError(f"JWT refused: {exc}", reason="malformed")
+    return AuthenticationError(f"JWT refused: {exc}", reason="invalid")
+
+
+def unverified_fingerprint(token: str) -> dict[str, str | None]:
+    """Return a refused JWT's ``kid`` and ``iss``, read without verifying, for the audit record.
+
+    Both are public (a key's name, the issuer's URL), cut to 100 characters; a
+    part that cannot be read is None. Nothing else of the token is returned.
+    """
+    found: dict[str, str | None] = {"kid": None, "iss": None}
+    kid: Any = None
+    iss: Any = None
+    with contextlib.suppress(jwt.PyJWTError, ValueError, TypeError, AttributeError):
+        kid = jwt.get_unverified_header(token).get("kid")
+    with contextlib.suppress(jwt.PyJWTError, ValueError, TypeError, AttributeError):
+        iss = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    for name, value in (("kid", kid), ("iss", iss)):
+        if isinstance(value, str) and value:
+            found[name] = "".join(c for c in value[:100] if c.isprintable())
+    return found
 
 
 _cache: dict[tuple[Any, ...], JwtVerifier] = {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -26,11 +26,12 @@ from steward.core import (
     Principal,
     canonical_json,
     new_id,
+    sha256_hex,
 )
 from steward.governance._checks import run_checks
 from steward.governance._errors import PromotionFrozenError
 from steward.governance._evidence import RegistryEvidence
-from steward.governance._policy import parse_policy, read_policy
+from steward.governance._policy import PolicyError, parse_policy, read_policy
 from steward.governance._promotion_gate import (
     GrantedFor,
     PromotionGate,
@@ -66,6 +67,7 @@ __all__ = [
 ]
 
 RolesOf = Callable[[Principal, str], Iterable[str]]
+MAX_AUDITED_PROBLEMS = 20  # a refused policy's audit event lists at most this many problems
 
 
 class PromotionService:
@@ -90,15 +92,20 @@ class PromotionService:
         Applying a document identical in meaning to the current one changes nothing.
 
         Raises:
-            PolicyError: the document is invalid (every problem, with line numbers).
+            PolicyError: the document is invalid (every problem, with line numbers);
+                audited as ``policy.apply.refused``, nothing applied.
             PermissionDeniedError: the caller lacks ``admin``.
         """
         self.store.authorize("admin", resource="policy")
-        if text is None:
-            policy, text = read_policy(source)
-        else:
-            policy = parse_policy(text, fmt="toml" if str(source).endswith(".toml") else "yaml")
-        fmt = "toml" if str(source).endswith(".toml") else "yaml"
+        fmt: Literal["yaml", "toml"] = "toml" if str(source).endswith(".toml") else "yaml"
+        try:
+            if text is None:
+                policy, text = read_policy(source)
+            else:
+                policy = parse_policy(text, fmt=fmt, source=str(source))
+        except PolicyError as exc:
+            self._refuse_policy(source, text, exc)
+            raise
         with self.store.unit_of_work() as uow:
             current = latest_policy(uow.conn)
             if current is not None and current.digest == policy.digest:
@@ -128,6 +135,21 @@ class PromotionService:
                 },
             )
         return PolicyVersion(number, policy, policy.digest, text, self.store.actor, now)
+
+    def _refuse_policy(self, source: str | Path, text: str | None, error: PolicyError) -> None:
+        """Audit a refused policy: where from, its digest, and what was wrong (no text)."""
+        with self.store.unit_of_work() as uow:
+            uow.audit(
+                "policy.apply.refused",
+                "policy",
+                str(source)[:200] or "<text>",
+                {
+                    "source": str(source)[:500],
+                    "digest": sha256_hex(text) if text is not None else None,
+                    "problems": [str(p)[:500] for p in error.problems[:MAX_AUDITED_PROBLEMS]],
+                    "count": len(error.problems),
+                },
+            )
 
     def current_policy(self) -> PolicyVersion:
         """The policy in force; before any is applied, a built-in one with no gates (version 0)."""

@@ -10,7 +10,6 @@ points at runs is respected without a change here.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from steward.core import StewardError
 from steward.governance._holds import ActiveHolds
+from steward.governance._retention_guard import manifest_digests
 from steward.governance._retention_rules import RetentionItem, RetentionRule
 from steward.registry import ModelVersion
 from steward.store import Store, metadata
@@ -296,10 +296,8 @@ def _protected_digests(
         for digest in filter(None, digests):
             protected.setdefault(digest, version.ref)
         try:
-            with store.artifacts.open(version.artifact_digest) as handle:
-                manifest = json.loads(handle.read())
-            for entry in manifest.get("files", {}).values():
-                protected.setdefault(str(entry["digest"]), version.ref)
+            for digest in manifest_digests(store, version.artifact_digest):
+                protected.setdefault(digest, version.ref)
         except (StewardError, OSError, ValueError, LookupError, TypeError, AttributeError) as exc:
             # Any failure keeps every blob of this plan: the safe side.
             problem = f"the manifest of {version.ref} could not be read ({type(exc).__name__})"

@@ -30,6 +30,7 @@ from steward.core import (
 from steward.governance._auth_cache import TokenRecord, cache_for
 from steward.governance._errors import AuthenticationError, TokenExpiredError, TokenRevokedError
 from steward.governance._models import AuthenticatedPrincipal, TokenInfo
+from steward.governance._refusals import record_refusal
 from steward.governance._rows import (
     bindings_of,
     bump_generation,
@@ -46,12 +47,16 @@ __all__ = ["TOKEN_PREFIX", "TokenService", "parse_scopes"]
 TOKEN_PREFIX = "stw_"
 _TOKEN = re.compile(r"^stw_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 _TOKEN_ID = re.compile(r"^(?:stw_)?([0-9a-f]{32})(?:_[A-Za-z0-9_-]*)?$")
+_HEX8 = re.compile(r"^[0-9a-f]{8}$")
 _TOKEN_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 # last_used_at is bookkeeping, not evidence: written at most this often per token.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-# Whoever fails to authenticate is not known; refusals of known tokens are
-# recorded under this actor, with the token id as the object.
-ANONYMOUS = "anonymous"
+
+
+def _id_prefix(text: str) -> str:
+    """The first 8 characters of a token's id, when they are hex: never any of the secret."""
+    head = text[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + 8]
+    return head if _HEX8.match(head) else ""
 
 
 def _digest(token_id: str, secret: str) -> str:
@@ -305,9 +310,11 @@ class TokenService:
         """
         match = _TOKEN.match(text)
         if match is None:
+            self._refuse(_id_prefix(text), "malformed token", known=False)
             raise AuthenticationError(
                 "malformed steward token: expected stw_, 32 hex characters, '_' and 43 "
-                "characters; check that it was copied whole"
+                "characters; check that it was copied whole",
+                reason="malformed token",
             )
         token_id, secret = match.groups()
         cache = cache_for(self.store.database)
@@ -315,7 +322,10 @@ class TokenService:
         record = cached or self._load(token_id)
         if not hmac.compare_digest(_digest(token_id, secret), record.secret_hash):
             self._refuse(token_id, "secret does not match")
-            raise AuthenticationError(f"token {token_id} does not verify; its secret is wrong")
+            raise AuthenticationError(
+                f"token {token_id} does not verify; its secret is wrong",
+                reason="secret does not match",
+            )
         now = self.store.clock.now()
         if record.revoked_at is not None:
             self._refuse(token_id, "revoked")
@@ -333,7 +343,8 @@ class TokenService:
         if record.principal_disabled:
             self._refuse(token_id, "owner disabled")
             raise AuthenticationError(
-                f"token {token_id} belongs to {record.principal!r}, which is disabled"
+                f"token {token_id} belongs to {record.principal!r}, which is disabled",
+                reason="owner disabled",
             )
         self._touch(token_id, now)
         return AuthenticatedPrincipal(
@@ -360,9 +371,12 @@ class TokenService:
                 .join(principals, principals.c.id == api_tokens.c.principal_id)
                 .where(api_tokens.c.id == token_id)
             ).first()
-            if row is None:
-                raise AuthenticationError(f"unknown token {token_id}; it may have been mistyped")
-            owner_rows = bindings_of(conn, [row.principal_id])[row.principal_id]
+            owners = bindings_of(conn, [row.principal_id]) if row is not None else {}
+        if row is None:
+            self._refuse(token_id[:8], "unknown token", known=False)
+            raise AuthenticationError(
+                f"unknown token {token_id}; it may have been mistyped", reason="unknown token"
+            )
         record = TokenRecord(
             secret_hash=row.secret_hash,
             name=row.name,
@@ -370,7 +384,7 @@ class TokenService:
             principal_kind=row.principal_kind,
             principal_disabled=row.principal_disabled_at is not None,
             scopes=frozenset(json.loads(row.scopes)),
-            roles=frozenset(b.role for b in owner_rows if b.resource == GLOBAL),
+            roles=frozenset(b.role for b in owners[row.principal_id] if b.resource == GLOBAL),
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             revoked_by=row.revoked_by,
@@ -380,9 +394,15 @@ class TokenService:
         )
         return record
 
-    def _refuse(self, token_id: str, reason: str) -> None:
-        with self.store.unit_of_work(actor=ANONYMOUS) as uow:
-            uow.audit("auth.refused", "token", token_id, {"reason": reason, "method": "token"})
+    def _refuse(self, fingerprint: str, reason: str, *, known: bool = True) -> None:
+        """Audit a refusal: a known token by its id; any other by its first 8 characters."""
+        record_refusal(
+            self.store,
+            reason=reason,
+            method="token",
+            object_type="token" if known else "credential",
+            object_id=fingerprint if known else f"stw_{fingerprint or '?'}",
+        )
 
     def _touch(self, token_id: str, now: datetime) -> None:
         cache = cache_for(self.store.database)

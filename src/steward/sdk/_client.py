@@ -9,6 +9,7 @@ from steward.core import Clock, Principal, load_settings
 from steward.features import FeatureSettings, FeatureStore
 from steward.governance import (
     GovernanceAuthorizer,
+    GovernanceRetentionGuard,
     GovernanceSettings,
     IdentityService,
     PromotionGate,
@@ -45,6 +46,8 @@ class Steward:
         governance: GovernanceSettings | None = None,
         feature_settings: FeatureSettings | None = None,
     ) -> None:
+        if store.retention_guard is None:  # deletions below governance honour legal holds
+            store = store.with_retention_guard(GovernanceRetentionGuard(store))
         self.store = store
         self.tracking = TrackingService(store, capture_environment=capture_environment)
         self.identities = IdentityService(store, settings=governance)

@@ -13,6 +13,7 @@ from steward.core import (
     ConfigurationError,
     PermissionDeniedError,
     Principal,
+    RetentionGuard,
     ScopeAuthorizer,
     SystemClock,
 )
@@ -50,6 +51,9 @@ class Store:
         self.principal = actor if isinstance(actor, Principal) else Principal.local(actor)
         self.actor = self.principal.name
         self.authorizer: Authorizer = authorizer or ScopeAuthorizer()
+        # What deletions must leave alone (legal holds, blobs still in use); governance
+        # installs it with the authorizer. None: destructive collection refuses to run.
+        self.retention_guard: RetentionGuard | None = None
         self.clock: Clock = clock or SystemClock()
         self.audit = AuditLog(database)
         self.settings = settings
@@ -101,6 +105,12 @@ class Store:
         """Return a view of this store whose access decisions ``authorizer`` makes."""
         bound = copy.copy(self)
         bound.authorizer = authorizer
+        return bound
+
+    def with_retention_guard(self, guard: RetentionGuard) -> Store:
+        """Return a view of this store whose deletions ``guard`` vets (holds, blobs in use)."""
+        bound = copy.copy(self)
+        bound.retention_guard = guard
         return bound
 
     def authorize(self, scope: str, *, resource: str | None = None) -> None:

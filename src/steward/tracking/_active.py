@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from steward.core import ConflictError, InvalidInputError
+from steward.core import ConflictError, InvalidInputError, PermissionDeniedError
 from steward.tracking._models import Metric, RunStatus
 from steward.tracking._validation import (
     check_key,
@@ -43,7 +43,8 @@ class ActiveRun:
     """Handle on a running run; use it as a context manager.
 
     Leaving the ``with`` block ends the run as finished, or as failed with the
-    exception recorded when the block raises.
+    exception recorded when the block raises. Making a handle needs
+    ``models:write``, checked again once per flush (never per value).
 
     Example:
         >>> with tracking.start_run("fraud", params={"lr": 0.1}) as run:  # doctest: +SKIP
@@ -58,6 +59,7 @@ class ActiveRun:
         flush_every: int = 5_000,
         flush_interval: float = 2.0,
     ) -> None:
+        service._authorize_run_write(run_id)
         self._service = service
         self.id = run_id
         self._flush_every = flush_every
@@ -70,6 +72,7 @@ class ActiveRun:
         self._params: dict[str, Any] = {}
         self._checked_keys: set[str] = set()
         self._ended = False
+        self._refused = False  # a flush was denied: the background flusher leaves the run be
         self._started = time.perf_counter()
         self._cpu_started = time.process_time()
         _LIVE.add(self)
@@ -236,7 +239,9 @@ class ActiveRun:
     def _due(self) -> bool:
         with self._lock:
             return (
-                self._oldest is not None and time.monotonic() - self._oldest >= self._flush_interval
+                not self._refused
+                and self._oldest is not None
+                and time.monotonic() - self._oldest >= self._flush_interval
             )
 
     def end(
@@ -312,6 +317,9 @@ class _Flusher:
                     continue
                 try:
                     run.flush()
+                except PermissionDeniedError:  # audited once; retrying would only repeat it
+                    run._refused = True
+                    _log.warning("flushing metrics of run %s was denied", run.id, exc_info=True)
                 except Exception:  # values stay buffered; retried next tick or at end
                     _log.warning(
                         "flushing metrics of run %s failed; will retry", run.id, exc_info=True

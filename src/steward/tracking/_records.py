@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from steward.core import NotFoundError, canonical_json, new_id
 from steward.store import Store
+from steward.tracking._access import READ_SCOPE, WRITE_SCOPE, run_resource
 from steward.tracking._common import get_run, insert_unless_present, require_run
 from steward.tracking._datasets import describe_dataset
 from steward.tracking._environment import (
@@ -30,7 +31,13 @@ class RunRecords:
     store: Store
 
     def log_artifact(self, run_id: str, path: Path, *, name: str | None = None) -> list[str]:
-        """Store a file, or every file under a folder, as run artifacts (content-addressed)."""
+        """Store a file, or every file under a folder, as run artifacts (content-addressed).
+
+        Raises:
+            NotFoundError: the path or the run does not exist.
+            PermissionDeniedError: the caller lacks ``models:write`` (checked before any upload).
+        """
+        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
         if not path.exists():
             raise NotFoundError(f"artifact path {str(path)!r} does not exist")
         base = name or path.name
@@ -62,7 +69,13 @@ class RunRecords:
         return paths
 
     def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
-        """Return a run's artifacts: logical path, digest and size."""
+        """Return a run's artifacts: logical path, digest and size.
+
+        Raises:
+            NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:read``.
+        """
+        self.store.authorize(READ_SCOPE, resource=run_resource(run_id))
         with self.store.database.read() as conn:
             require_run(conn, run_id)
             rows = conn.execute(
@@ -75,7 +88,13 @@ class RunRecords:
     def log_dataset(
         self, run_id: str, source: Any, *, name: str, role: str = "train"
     ) -> DatasetVersion:
-        """Fingerprint and profile a dataset, store it once, and link it to a run with a role."""
+        """Fingerprint and profile a dataset, store it once, and link it to a run with a role.
+
+        Raises:
+            NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:write`` (checked before reading data).
+        """
+        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
         described = describe_dataset(source, name=name, role=role)
         with self.store.unit_of_work() as uow:
             require_run(uow.conn, run_id)
@@ -136,13 +155,24 @@ class RunRecords:
         return to_dataset(stored, role)
 
     def run_datasets(self, run_id: str) -> list[DatasetVersion]:
-        """Return the dataset versions a run logged, with roles."""
+        """Return the dataset versions a run logged, with roles.
+
+        Raises:
+            NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:read``.
+        """
+        self.store.authorize(READ_SCOPE, resource=run_resource(run_id))
         with self.store.database.read() as conn:
             require_run(conn, run_id)
             return datasets_of(conn, run_id)
 
     def runs_using_dataset(self, digest: str) -> list[str]:
-        """Return ids of runs that logged a dataset with this digest."""
+        """Return ids of runs that logged a dataset with this digest.
+
+        Raises:
+            PermissionDeniedError: the caller lacks ``models:read``.
+        """
+        self.store.authorize(READ_SCOPE)
         query = (
             sa.select(run_datasets.c.run_id)
             .join(dataset_versions, dataset_versions.c.id == run_datasets.c.dataset_id)
@@ -153,7 +183,13 @@ class RunRecords:
             return list(conn.execute(query).scalars())
 
     def get_environment(self, digest: str) -> dict[str, Any]:
-        """Return a stored environment snapshot by digest."""
+        """Return a stored environment snapshot by digest.
+
+        Raises:
+            NotFoundError: no environment has that digest.
+            PermissionDeniedError: the caller lacks ``models:read``.
+        """
+        self.store.authorize(READ_SCOPE)
         with self.store.database.read() as conn:
             content = conn.execute(
                 sa.select(environments.c.content).where(environments.c.digest == digest)
@@ -163,7 +199,13 @@ class RunRecords:
         return dict(json.loads(content))
 
     def reproduction(self, run_id: str) -> dict[str, Any]:
-        """Return what a re-run needs: commit, command, seed, params, data, environment diff."""
+        """Return what a re-run needs: commit, command, seed, params, data, environment diff.
+
+        Raises:
+            NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:read``.
+        """
+        self.store.authorize(READ_SCOPE, resource=run_resource(run_id))
         run = get_run(self.store, run_id)
         datasets = self.run_datasets(run_id)
         recorded = self.get_environment(run.environment_digest) if run.environment_digest else None

@@ -20,26 +20,31 @@ from steward.core import (
     sha256_hex,
 )
 from steward.store import Store, UnitOfWork
+from steward.tracking._access import (
+    READ_SCOPE,
+    WRITE_SCOPE,
+    experiment_resource,
+    run_resource,
+)
 from steward.tracking._active import ActiveRun
 from steward.tracking._common import get_run, insert_unless_present, require_run
 from steward.tracking._environment import (
     capture_environment,
     seed_everything,
 )
+from steward.tracking._experiments import ExperimentCatalog
 from steward.tracking._lifecycle import RunLifecycle
 from steward.tracking._models import (
-    Experiment,
     Metric,
     Page,
     Run,
     RunStatus,
 )
 from steward.tracking._records import RunRecords
-from steward.tracking._rows import load_runs, to_experiment
+from steward.tracking._rows import load_runs
 from steward.tracking._search import compile_filter, compile_order_by
 from steward.tracking._statements import (
     END_RUN,
-    EXPERIMENT_BY_NAME_OR_ID,
     INSERT_METRICS,
     INSERT_PARAMS,
     INSERT_RUN,
@@ -47,13 +52,18 @@ from steward.tracking._statements import (
 )
 from steward.tracking._tables import (
     environments,
-    experiments,
     metrics,
     params,
     run_tags,
     runs,
 )
-from steward.tracking._validation import check_key, check_name, decode_param, encode_param
+from steward.tracking._validation import (
+    check_key,
+    check_name,
+    check_tags,
+    decode_param,
+    encode_param,
+)
 
 __all__ = ["TrackingService"]
 
@@ -61,8 +71,12 @@ MAX_PAGE = 1_000
 ENVIRONMENT_TTL = 5.0  # seconds a captured environment is reused for new runs
 
 
-class TrackingService(RunRecords, RunLifecycle):
+class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
     """Experiments and runs of one steward home. Every change is audited.
+
+    Reads need ``models:read``, changes ``models:write``, collecting artifacts
+    ``admin`` (see :mod:`steward.tracking._access`); a denial raises
+    :class:`PermissionDeniedError` naming the scope and is audited.
 
     Example:
         >>> tracking = TrackingService(Store.open())  # doctest: +SKIP
@@ -79,104 +93,6 @@ class TrackingService(RunRecords, RunLifecycle):
     def now_ms(self) -> int:
         """Milliseconds since the epoch by the store's clock."""
         return int(self.store.clock.now().timestamp() * 1000)
-
-    # -- experiments -------------------------------------------------------
-
-    def create_experiment(
-        self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
-    ) -> Experiment:
-        """Create an experiment.
-
-        Raises:
-            ConflictError: an experiment with that name exists.
-            InvalidInputError: the name or a tag is malformed.
-        """
-        check_name("experiment", name)
-        tag_values = self._check_tags(tags or {})
-        with self.store.unit_of_work() as uow:
-            return self._insert_experiment(uow, name, description, tag_values)
-
-    def _insert_experiment(
-        self, uow: UnitOfWork, name: str, description: str, tags: dict[str, str]
-    ) -> Experiment:
-        if uow.conn.execute(sa.select(experiments.c.id).where(experiments.c.name == name)).first():
-            raise ConflictError(f"experiment {name!r} already exists")
-        experiment = Experiment(
-            id=new_id(),
-            name=name,
-            description=description,
-            owner=uow.actor,
-            tags=tags,
-            created_at=uow.clock.now(),
-        )
-        row = {**experiment.as_row(), "tags": canonical_json(tags)}
-        try:
-            with uow.conn.begin_nested():  # a savepoint: a lost race leaves the unit usable
-                uow.conn.execute(experiments.insert(), row)
-        except sa.exc.IntegrityError:
-            raise ConflictError(f"experiment {name!r} already exists") from None
-        uow.audit("experiment.create", "experiment", experiment.id, {"name": name, "tags": tags})
-        return experiment
-
-    def get_experiment(self, name_or_id: str) -> Experiment:
-        """Return an experiment by name or id.
-
-        Raises:
-            NotFoundError: no such experiment; the message lists some that exist.
-        """
-        with self.store.database.read() as conn:
-            return self._experiment(conn, name_or_id)
-
-    def find_experiment(self, name_or_id: str) -> Experiment | None:
-        """Return an experiment by name or id, or None."""
-        try:
-            return self.get_experiment(name_or_id)
-        except NotFoundError:
-            return None
-
-    def _experiment(self, conn: Connection, name_or_id: str) -> Experiment:
-        row = conn.execute(
-            sa.select(experiments).where(
-                sa.or_(experiments.c.name == name_or_id, experiments.c.id == name_or_id)
-            )
-        ).first()
-        if row is None:
-            known = (
-                conn.execute(
-                    sa.select(experiments.c.name)
-                    .order_by(experiments.c.created_at.desc())
-                    .limit(10)
-                )
-                .scalars()
-                .all()
-            )
-            listing = ", ".join(repr(n) for n in known) or "none yet"
-            raise NotFoundError(f"experiment {name_or_id!r} does not exist; existing: {listing}")
-        return to_experiment(row)
-
-    def list_experiments(self, *, include_archived: bool = False) -> list[Experiment]:
-        """Return experiments, newest first."""
-        query = sa.select(experiments).order_by(experiments.c.created_at.desc())
-        if not include_archived:
-            query = query.where(experiments.c.archived_at.is_(None))
-        with self.store.database.read() as conn:
-            return [to_experiment(r) for r in conn.execute(query)]
-
-    def set_experiment_archived(self, name_or_id: str, archived: bool) -> Experiment:
-        """Archive or restore an experiment (its runs are kept)."""
-        with self.store.unit_of_work() as uow:
-            exp = self._experiment(uow.conn, name_or_id)
-            stamp = uow.clock.now() if archived else None
-            uow.conn.execute(
-                experiments.update().where(experiments.c.id == exp.id).values(archived_at=stamp)
-            )
-            uow.audit(
-                "experiment.archive" if archived else "experiment.restore",
-                "experiment",
-                exp.id,
-                {"name": exp.name},
-            )
-            return self._experiment(uow.conn, exp.id)
 
     # -- runs --------------------------------------------------------------
 
@@ -205,7 +121,9 @@ class TrackingService(RunRecords, RunLifecycle):
         Raises:
             InvalidInputError: a name, key or value is malformed.
             NotFoundError: the parent run does not exist.
+            PermissionDeniedError: the caller lacks ``models:write``.
         """
+        self.store.authorize(WRITE_SCOPE, resource=experiment_resource(experiment))
         if name is not None:
             check_name("run", name)
         if isinstance(flush_interval, bool) or not isinstance(flush_interval, int | float):
@@ -213,7 +131,7 @@ class TrackingService(RunRecords, RunLifecycle):
         if not 0 < flush_interval < float("inf"):
             raise InvalidInputError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
         encoded = self._encode_params(params or {})
-        tag_values = self._check_tags(tags or {})
+        tag_values = check_tags(tags or {})
         parent_id = parent.id if isinstance(parent, ActiveRun) else parent
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, int):
@@ -263,23 +181,6 @@ class TrackingService(RunRecords, RunLifecycle):
         handle._params.update(params or {})
         return handle
 
-    def _experiment_for_run(self, uow: UnitOfWork, name_or_id: str) -> tuple[str, str]:
-        """Return ``(id, name)`` of the experiment to add a run to, creating it when missing."""
-        row: Sequence[Any] | None = EXPERIMENT_BY_NAME_OR_ID(
-            uow.conn, (name_or_id, name_or_id)
-        ).first()
-        if row is None:
-            check_name("experiment", name_or_id)
-            try:
-                created = self._insert_experiment(uow, name_or_id, "", {})
-                return created.id, created.name
-            except ConflictError:  # created meanwhile by another process: use it
-                row = EXPERIMENT_BY_NAME_OR_ID(uow.conn, (name_or_id, name_or_id)).one()
-        exp_id, exp_name, archived_at = row
-        if archived_at is not None:
-            raise ConflictError(f"experiment {exp_name!r} is archived; restore it to add runs")
-        return str(exp_id), str(exp_name)
-
     def _environment(self) -> tuple[str, str] | None:
         """Return ``(canonical JSON, digest)`` of the environment, reused for a few seconds.
 
@@ -316,20 +217,13 @@ class TrackingService(RunRecords, RunLifecycle):
 
         Raises:
             NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:read``.
         """
+        self.store.authorize(READ_SCOPE, resource=run_resource(run_id))
         return get_run(self.store, run_id)
 
     def _encode_params(self, values: Mapping[str, Any]) -> dict[str, tuple[str, str, float | None]]:
         return {check_key("param", k): encode_param(k, v) for k, v in values.items()}
-
-    def _check_tags(self, values: Mapping[str, str]) -> dict[str, str]:
-        checked = {}
-        for key, value in values.items():
-            check_key("tag", key)
-            if not isinstance(value, str):
-                raise InvalidInputError(f"tag {key!r} must be a string, got {type(value).__name__}")
-            checked[key] = value
-        return checked
 
     def _insert_params(
         self,
@@ -368,6 +262,7 @@ class TrackingService(RunRecords, RunLifecycle):
         return new
 
     def _log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
+        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
         encoded = self._encode_params(values)
         with self.store.unit_of_work() as uow:
             require_run(uow.conn, run_id, running=True)
@@ -393,17 +288,28 @@ class TrackingService(RunRecords, RunLifecycle):
         )
 
     def _set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
-        checked = self._check_tags(values)
+        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
+        checked = check_tags(values)
         with self.store.unit_of_work() as uow:
             require_run(uow.conn, run_id)
             self._upsert_tags(uow.conn, run_id, checked)
             uow.audit("run.tags.set", "run", run_id, {"tags": checked})
 
     def set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
-        """Set tags on any run (running or ended)."""
+        """Set tags on any run (running or ended).
+
+        Raises:
+            NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:write``.
+        """
         self._set_tags(run_id, values)
 
+    def _authorize_run_write(self, run_id: str) -> None:
+        """Check the caller may write to a run: once per handle and per flush, not per value."""
+        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
+
     def _write_metrics(self, run_id: str, rows: list[tuple[str, float, int, int]]) -> None:
+        self._authorize_run_write(run_id)
         with self.store.unit_of_work() as uow:
             require_run(uow.conn, run_id)
             self._insert_metrics(uow, run_id, rows)
@@ -431,6 +337,7 @@ class TrackingService(RunRecords, RunLifecycle):
         wall_seconds: float,
         cpu_seconds: float,
     ) -> None:
+        self._authorize_run_write(run_id)
         with self.store.unit_of_work() as uow:
             updated = END_RUN(
                 uow.conn,
@@ -447,7 +354,14 @@ class TrackingService(RunRecords, RunLifecycle):
             )
 
     def add_note(self, run_id: str, text: str) -> None:
-        """Append a note to a run."""
+        """Append a note to a run.
+
+        Raises:
+            InvalidInputError: the note is empty.
+            NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:write``.
+        """
+        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("a note must be non-empty text")
         with self.store.unit_of_work() as uow:
@@ -462,7 +376,13 @@ class TrackingService(RunRecords, RunLifecycle):
     # -- reading -----------------------------------------------------------
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
-        """Return every value of one metric, by step then time, in one query."""
+        """Return every value of one metric, by step then time, in one query.
+
+        Raises:
+            NotFoundError: no run has that id.
+            PermissionDeniedError: the caller lacks ``models:read``.
+        """
+        self.store.authorize(READ_SCOPE, resource=run_resource(run_id))
         query = (
             sa.select(metrics.c.value, metrics.c.step, metrics.c.ts_ms)
             .where(metrics.c.run_id == run_id, metrics.c.key == key)
@@ -494,7 +414,9 @@ class TrackingService(RunRecords, RunLifecycle):
         Raises:
             FilterSyntaxError: the filter or an ordering is malformed (points at the token).
             NotFoundError: an experiment does not exist.
+            PermissionDeniedError: the caller lacks ``models:read``.
         """
+        self.store.authorize(READ_SCOPE)
         if not 1 <= page_size <= MAX_PAGE:
             raise InvalidInputError(f"page_size must be between 1 and {MAX_PAGE}, got {page_size}")
         offset = _decode_token(page_token)
@@ -522,7 +444,9 @@ class TrackingService(RunRecords, RunLifecycle):
         Raises:
             NotFoundError: a run id does not exist.
             InvalidInputError: fewer than two runs were given.
+            PermissionDeniedError: the caller lacks ``models:read``.
         """
+        self.store.authorize(READ_SCOPE)
         if len(run_ids) < 2:
             raise InvalidInputError("compare needs at least two run ids")
         with self.store.database.read() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any
 
@@ -15,6 +16,7 @@ __all__ = [
     "check_metric_value",
     "check_name",
     "check_step",
+    "check_tags",
     "check_timestamp",
     "encode_param",
 ]
@@ -40,6 +42,17 @@ def check_key(kind: str, key: object) -> str:
             "'_', '-', '.', '/', ':' and inner spaces"
         )
     return key
+
+
+def check_tags(values: Mapping[str, str]) -> dict[str, str]:
+    """Check tag keys and that every value is a string; return them as a dict."""
+    checked = {}
+    for key, value in values.items():
+        check_key("tag", key)
+        if not isinstance(value, str):
+            raise InvalidInputError(f"tag {key!r} must be a string, got {type(value).__name__}")
+        checked[key] = value
+    return checked
 
 
 def check_name(kind: str, name: object) -> str:
