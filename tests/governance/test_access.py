@@ -25,13 +25,16 @@ SCOPES = [
     "feedback:fraud-api",
     "features:read",
     "features:read:pii",
+    "features:write",
+    "features:materialize",
+    "features:push",
     "audit:read",
     "admin",
 ]
 APPROVER = {"models:read", "features:read", "audit:read"}
 MATRIX = {
     "viewer": {"models:read", "features:read"},
-    "data-scientist": {"models:read", "models:write", "features:read"},
+    "data-scientist": {"models:read", "models:write", "features:read", "features:write"},
     "ml-engineer": {
         "models:read",
         "models:write",
@@ -40,6 +43,9 @@ MATRIX = {
         "predict:fraud-api",
         "feedback:fraud-api",
         "features:read",
+        "features:write",
+        "features:materialize",
+        "features:push",
     },
     "approver": APPROVER,
     "model-risk": APPROVER,

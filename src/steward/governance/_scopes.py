@@ -39,6 +39,9 @@ SCOPES = (
     "feedback:<deployment>",
     "features:read",
     "features:read:pii",
+    "features:write",
+    "features:materialize",
+    "features:push",
     "audit:read",
     ADMIN_SCOPE,
 )
@@ -79,8 +82,8 @@ BUILTIN_ROLES: tuple[Role, ...] = (
     Role("viewer", frozenset({"models:read", "features:read"}), "reads models and features"),
     Role(
         "data-scientist",
-        frozenset({"models:read", "models:write", "features:read"}),
-        "registers and edits models; reads features",
+        frozenset({"models:read", "models:write", "features:read", "features:write"}),
+        "tracks runs, registers and edits models; reads and defines features",
     ),
     Role(
         "ml-engineer",
@@ -93,9 +96,13 @@ BUILTIN_ROLES: tuple[Role, ...] = (
                 "predict:*",
                 "feedback:*",
                 "features:read",
+                "features:write",
+                "features:materialize",
+                "features:push",
             }
         ),
-        "requests promotions, deploys, calls every deployment and sends it feedback",
+        "requests promotions, deploys, calls every deployment and sends it feedback; "
+        "defines, materializes and pushes features",
     ),
     Role(
         "approver",
