@@ -1,9 +1,9 @@
 """Progressive canary analysis: a pure state machine from window statistics to decisions.
 
 A :class:`CanaryPlan` moves a canary variant through traffic steps (by default
-5 → 10 → 25 → 50 → 100 %).  At each step, :meth:`CanaryAnalysis.evaluate`
-compares the canary's window of traffic with the baseline's and returns a
-:class:`Decision`:
+5 → 10 → 25 → 50 → 100 %, optionally after a shadow stage at 0 %).  At each
+step, :meth:`CanaryAnalysis.evaluate` compares the canary's window of traffic
+with the baseline's and returns a :class:`Decision`:
 
 - ``hold``: not enough data yet (too few requests or prediction samples on
   either side) or the step has not run its minimum duration;
@@ -14,6 +14,9 @@ compares the canary's window of traffic with the baseline's and returns a
 - ``promote_step``: every check passed for long enough; move to the next step;
 - ``complete``: the checks passed at the last step below 100 %: the canary
   takes all traffic.
+
+In the shadow stage the canary's window holds its mirrored calls; the checks are
+the same.
 
 No I/O, no clock of its own: the caller passes the windows and the time, so
 the same inputs always give the same decision.  Every decision carries its
@@ -33,7 +36,14 @@ from steward.quality import DriftDetector
 from steward.serving._canary_plan import CanaryPlan, CanaryState
 from steward.serving._windows import Sample, WindowStats
 
-__all__ = ["CanaryAnalysis", "CanaryMetrics", "Check", "Decision", "DecisionKind"]
+__all__ = [
+    "CanaryAnalysis",
+    "CanaryMetrics",
+    "Check",
+    "Decision",
+    "DecisionKind",
+    "share_text",
+]
 
 DecisionKind = Literal["promote_step", "hold", "rollback", "complete"]
 
@@ -135,6 +145,11 @@ class Decision:
         }
 
 
+def share_text(share: float) -> str:
+    """Say where a canary stands: ``in shadow`` at 0 %, else ``at 25 %``."""
+    return "in shadow" if share == 0 else f"at {share:g} %"
+
+
 def _finite(value: Any) -> Any:
     # The audit chain's canonical JSON has no inf/NaN; an unbounded ratio is recorded as None.
     if isinstance(value, float) and not math.isfinite(value):
@@ -208,10 +223,10 @@ class CanaryAnalysis:
             )
             return self._decide("hold", state, now, metrics, checks, (reason,))
         kind: DecisionKind = (
-            "complete" if state.step_index + 2 >= len(plan.steps) else "promote_step"
+            "complete" if state.step_index + 2 >= len(plan.stages) else "promote_step"
         )
-        target = plan.steps[state.step_index + 1]
-        reason = f"every check passed at {state.share:g} %; moving to {target:g} %"
+        target = plan.stages[state.step_index + 1]
+        reason = f"every check passed {share_text(state.share)}; moving to {target:g} %"
         return self._decide(kind, state, now, metrics, checks, (reason,))
 
     def abort(self, state: CanaryState, reason: str, now: datetime) -> Decision:
@@ -233,10 +248,10 @@ class CanaryAnalysis:
                 f"the canary is {state.status.replace('_', ' ')}; nothing is left to decide "
                 "(start a new canary to try again)"
             )
-        if not 0 <= state.step_index < len(self.plan.steps) - 1:
+        if not 0 <= state.step_index < len(self.plan.stages) - 1:
             raise InvalidInputError(
-                f"canary step index {state.step_index} is outside the plan's steps "
-                f"{list(self.plan.steps)} (the last step is completion, never analysed)"
+                f"canary step index {state.step_index} is outside the plan's stages "
+                f"{list(self.plan.stages)} (the last step is completion, never analysed)"
             )
 
     def _certain_error_failure(self, m: CanaryMetrics) -> Check | None:
@@ -339,7 +354,7 @@ class CanaryAnalysis:
         checks: tuple[Check, ...],
         reasons: tuple[str, ...],
     ) -> Decision:
-        steps = self.plan.steps
+        steps = self.plan.stages
         if kind == "rollback":
             after = replace(state, share=0.0, status="rolled_back")
         elif kind == "complete":

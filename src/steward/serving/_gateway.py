@@ -202,7 +202,24 @@ class _Handlers:
         )
         variant = runtime.variants[route.variant.name]
         block = prepare_block(variant.model.signature, records)
-        result = await runtime.call(variant, block, records)
+        try:
+            result = await runtime.call(variant, block, records)
+        except ModelFailedError as exc:
+            failed = PredictionRecord(
+                request_id=request_id,
+                ts=ts,
+                deployment=runtime.name,
+                revision=runtime.revision.revision,
+                variant=variant.variant.name,
+                model_version=variant.variant.model,
+                inputs=inputs,
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+                caller=caller.name,
+                test=route.test,
+                error=str(exc)[:500],
+            )
+            await self._served(runtime, failed)
+            raise
         variant.requests += 1
         variant.rows += len(records)
         for shadow in route.shadows:
@@ -226,7 +243,7 @@ class _Handlers:
             fallback=result.fallback,
             error=result.error,
         )
-        await self.worker.log_for(revision.settings.log_mode).append_async(record)
+        await self._served(runtime, record)
         metrics = self.worker.metrics
         labels = (runtime.name, variant.variant.name)
         metrics.requests.labels(*labels, "200").inc()
@@ -246,6 +263,19 @@ class _Handlers:
                 "fallback": result.fallback,
                 "test": route.test,
             }
+        )
+
+    async def _served(self, runtime: DeploymentRuntime, record: PredictionRecord) -> None:
+        """Log what a request got (an answer, a fallback or a failure) and count it for canaries."""
+        await self.worker.log_for(runtime.revision.settings.log_mode).append_async(record)
+        self.worker.canaries.observe(
+            record.deployment,
+            record.variant,
+            record.latency_ms,
+            shadow=record.shadow,
+            test=record.test,
+            error=record.error is not None,
+            outputs=record.outputs,
         )
 
     def _mirror(
@@ -306,7 +336,7 @@ class _Handlers:
             error=error,
         )
         try:
-            await self.worker.log_for(runtime.revision.settings.log_mode).append_async(record)
+            await self._served(runtime, record)
         except StewardError:
             _log.exception("could not log the shadow prediction of %s", request_id)
 

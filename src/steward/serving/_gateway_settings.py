@@ -57,3 +57,19 @@ class GatewaySettings(PredictionLogSettings):
     gateway_breaker_cooldown_s: float = Field(
         default=10.0, gt=0, description="Seconds an open breaker waits before probing."
     )
+    gateway_canary_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description=(
+            "Seconds between canary rounds: each worker publishes its windows of running "
+            "canaries and (with gateway_canary_decide) analyses them."
+        ),
+    )
+    gateway_canary_decide: bool = Field(
+        default=True,
+        description=(
+            "Let this gateway's workers decide canary steps; off when another process "
+            "decides (e.g. `steward deployments canary step` from the prediction log)."
+        ),
+    )
