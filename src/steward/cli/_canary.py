@@ -21,7 +21,7 @@ from steward.serving import (
     PredictionLogSettings,
 )
 
-__all__ = ["canary_app"]
+__all__ = ["canary_app", "print_decisions"]
 
 canary_app = typer.Typer(
     help=(
@@ -202,10 +202,15 @@ def _print_report(report: CanaryReport) -> None:
         f"{canary.baseline!r}, {state.status.replace('_', ' ')} {where} "
         f"(started by {canary.created_by} {canary.created_at:%Y-%m-%d %H:%M:%S})"
     )
+    print_decisions(f"{len(report.decisions)} decisions", [d.details for d in report.decisions])
+
+
+def print_decisions(title: str, decisions: list[dict[str, Any]]) -> None:
+    """Print stored canary decisions (``Decision.to_dict`` forms) as a table, oldest first."""
     print_table(
-        f"{len(report.decisions)} decisions",
-        ["at", "decision", "share", "requests c/b", "errors c/b", "p95 ms c/b", "PSI", "source"],
-        (_decision_row(d.details) for d in report.decisions),
+        title,
+        ["at", "decision", "share", "requests c/b", "errors c/b", "p95 ms c/b", "PSI", "by"],
+        (_decision_row(d) for d in decisions),
     )
 
 
@@ -222,7 +227,7 @@ def _decision_row(details: dict[str, Any]) -> list[str]:
         details["kind"],
         _move(details["kind"], details["share"], details["next_share"]),
         pair("requests"),
-        pair("error_rate", "{:.2%}"),
+        pair("errors"),
         pair("p95_ms", "{:.2f}"),
         "" if psi is None else f"{psi:.3f}",
         details.get("source", ""),

@@ -80,6 +80,7 @@ def govern_challenger(
         name=MODEL,
         run_id=challenger.run.id,
         sample_input=sample,
+        compile="onnx",
         description="challenger: second-best holdout AUC",
     )
     first = st.promotions.request(

@@ -6,7 +6,8 @@ step, :meth:`CanaryAnalysis.evaluate` compares the canary's window of traffic
 with the baseline's and returns a :class:`Decision`:
 
 - ``hold``: not enough data yet (too few requests or prediction samples on
-  either side) or the step has not run its minimum duration;
+  either side; errors and latency are judged once the requests are there, even
+  while prediction samples are short) or the step has not run its minimum duration;
 - ``rollback``: a check failed: error-rate delta, p95 latency ratio, or the
   PSI of the canary's predictions against the baseline's (``steward.quality``);
   or the canary's errors already make the error-rate check fail whatever the
@@ -205,17 +206,22 @@ class CanaryAnalysis:
         early = self._certain_error_failure(metrics)
         if early is not None:
             return self._decide("rollback", state, now, metrics, (early,), (early.detail,))
-        waiting = self._waiting_for_data(metrics)
+        waiting = self._waiting_for_requests(metrics)
         if waiting:
             return self._decide("hold", state, now, metrics, (), tuple(waiting))
-        checks = (
-            self._error_check(metrics),
-            self._latency_check(metrics),
-            self._psi_check(canary.predictions.values, baseline.predictions.values),
-        )
+        # Errors and latency are judged as soon as the requests are there: a canary
+        # whose every call fails has no predictions to wait for.
+        checks: tuple[Check, ...] = (self._error_check(metrics), self._latency_check(metrics))
+        waiting = self._waiting_for_samples(metrics)
+        if waiting:
+            checks += (Check("prediction_psi", None, self.plan.max_psi or 0.0, None, waiting[0]),)
+        else:
+            checks += (self._psi_check(canary.predictions.values, baseline.predictions.values),)
         failed = tuple(c.detail for c in checks if c.passed is False)
         if failed:
             return self._decide("rollback", state, now, metrics, checks, failed)
+        if waiting:
+            return self._decide("hold", state, now, metrics, checks, tuple(waiting))
         if metrics.step_seconds < plan.min_step_seconds:
             reason = (
                 f"checks pass; the step has run {metrics.step_seconds:.0f} s of the "
@@ -274,21 +280,24 @@ class CanaryAnalysis:
             f"allowed +{self.plan.max_error_rate_delta:.2%}",
         )
 
-    def _waiting_for_data(self, m: CanaryMetrics) -> list[str]:
+    def _waiting_for_requests(self, m: CanaryMetrics) -> list[str]:
         plan = self.plan
-        waiting = [
+        return [
             f"the {side} has {count} of the {plan.min_requests} requests a step needs"
             for side, count in (("canary", m.canary_requests), ("baseline", m.baseline_requests))
             if count < plan.min_requests
         ]
-        if plan.max_psi is not None:
-            waiting += [
-                f"the {side} has {count} of the {plan.min_prediction_samples} prediction samples "
-                "the PSI check needs"
-                for side, count in (("canary", m.canary_samples), ("baseline", m.baseline_samples))
-                if count < plan.min_prediction_samples
-            ]
-        return waiting
+
+    def _waiting_for_samples(self, m: CanaryMetrics) -> list[str]:
+        plan = self.plan
+        if plan.max_psi is None:
+            return []
+        return [
+            f"the {side} has {count} of the {plan.min_prediction_samples} prediction samples "
+            "the PSI check needs"
+            for side, count in (("canary", m.canary_samples), ("baseline", m.baseline_samples))
+            if count < plan.min_prediction_samples
+        ]
 
     def _error_check(self, m: CanaryMetrics) -> Check:
         canary_rate, baseline_rate = m.canary_error_rate or 0.0, m.baseline_error_rate or 0.0
