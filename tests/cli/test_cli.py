@@ -172,3 +172,29 @@ def test_cli_demo_json_reports_audit_steps(
     assert "separation of duties" in approved["refusal"]
     assert {d["approver"] for d in approved["decisions"]} == {"maya", "colin"}
     assert approved["policy_version"] == 1
+    deployed = steps["serving.deploy"]
+    assert deployed["latest"]["spec"]["variants"][0]["model"] == "card-fraud:1"
+    canary = steps["serving.canary"]
+    assert (canary["baseline"], canary["canary"]) == ("champion", "challenger")
+    assert canary["plan"]["shadow_first"] is True
+    decisions = canary["decisions"]
+    assert decisions and decisions[0]["share"] == 0.0  # the shadow stage came first
+    for decision in decisions:
+        assert decision["source"] == "prediction log"
+        assert decision["metrics"]["canary_requests"] >= 100
+        assert [c["name"] for c in decision["checks"]] == [
+            "error_rate_delta",
+            "p95_latency_ratio",
+            "prediction_psi",
+        ]
+    ending = {"complete": "complete", "rollback": "rolled_back"}
+    assert canary["state"]["status"] == ending[decisions[-1]["kind"]]
+    rows = steps["serving.log_query"]["rows"]
+    shadow = [r for r in rows if r["shadow"]]
+    assert [(r["variant"], r["model_version"], r["requests"]) for r in shadow] == [
+        ("challenger", "card-fraud:2", 200)
+    ]
+    answered = [r for r in rows if not r["shadow"]]
+    assert sum(r["requests"] for r in answered) == sum(r["labelled"] for r in answered) >= 400
+    actions = {e["action"] for e in steps["audit.log"]["events"]}
+    assert {"canary.start", "deployment.canary", f"canary.{decisions[-1]['kind']}"} <= actions
