@@ -137,7 +137,7 @@ def test_deployments_cli_canary_start_status_step_abort(
         monkeypatch,
     )
     assert code == 0, err
-    assert out.startswith("rollback: shadow → 0 %") and "not today" in " ".join(out.split())
+    assert out.startswith("rollback: shadow→0%") and "not today" in " ".join(out.split())
     code, out, err = run(
         ["deployments", "canary", "status", "fraud-api", "--json"], capsys, monkeypatch
     )

@@ -195,11 +195,11 @@ def _print_serving(steps: list[dict[str, Any]]) -> None:
     found = {s["step"]: s for s in steps if s["step"].startswith("serving.")}
     if "serving.canary" in found:
         canary = found["serving.canary"]
-        title = f"canary of {canary['canary']!r} on {canary['deployment']} (c/b: canary/baseline)"
-        print_decisions(title, canary["decisions"])
+        title = f"canary decisions on {canary['deployment']} (pairs: {canary['canary']}/baseline)"
+        print_decisions(title, canary["decisions"], brief=True)
     if "serving.log_query" in found:
         query = found["serving.log_query"]
-        console.print(f"[bold]steward logs query[/] {query['sql']!r}", highlight=False)
+        console.print(f"[bold]steward logs query[/] {' '.join(query['sql'].split())!r}")
         print_table(
             "the prediction log by variant",
             query["columns"],

@@ -188,8 +188,11 @@ def _share(share: float) -> str:
 
 
 def _move(kind: str, share: float, next_share: float) -> str:
-    after = "0 %" if kind == "rollback" else _share(next_share)
-    return f"{_share(share)} → {after}"
+    def short(value: float) -> str:
+        return "shadow" if value == 0 else f"{value:g}%"
+
+    after = "0%" if kind == "rollback" else short(next_share)
+    return f"{short(share)}→{after}"
 
 
 def _print_report(report: CanaryReport) -> None:
@@ -202,16 +205,23 @@ def _print_report(report: CanaryReport) -> None:
         f"{canary.baseline!r}, {state.status.replace('_', ' ')} {where} "
         f"(started by {canary.created_by} {canary.created_at:%Y-%m-%d %H:%M:%S})"
     )
-    print_decisions(f"{len(report.decisions)} decisions", [d.details for d in report.decisions])
-
-
-def print_decisions(title: str, decisions: list[dict[str, Any]]) -> None:
-    """Print stored canary decisions (``Decision.to_dict`` forms) as a table, oldest first."""
-    print_table(
-        title,
-        ["at", "decision", "share", "requests c/b", "errors c/b", "p95 ms c/b", "PSI", "by"],
-        (_decision_row(d) for d in decisions),
+    print_decisions(
+        f"{len(report.decisions)} decisions (pairs: canary/baseline)",
+        [d.details for d in report.decisions],
     )
+
+
+def print_decisions(title: str, decisions: list[dict[str, Any]], *, brief: bool = False) -> None:
+    """Print stored canary decisions (``Decision.to_dict`` forms) as a table, oldest first.
+
+    Pairs read canary/baseline; ``brief`` leaves out the time of day.
+    """
+    columns = ["decision", "share", "requests", "errors", "p95 ms", "PSI"]
+    rows = [_decision_row(d) for d in decisions]
+    if not brief:
+        columns = ["at", *columns]
+        rows = [[d["decided_at"][11:19], *row] for d, row in zip(decisions, rows, strict=True)]
+    print_table(title, columns, rows)
 
 
 def _decision_row(details: dict[str, Any]) -> list[str]:
@@ -220,17 +230,15 @@ def _decision_row(details: dict[str, Any]) -> list[str]:
 
     def pair(key: str, fmt: str = "{}") -> str:
         a, b = metrics.get(f"canary_{key}"), metrics.get(f"baseline_{key}")
-        return "" if a is None and b is None else f"{_fmt(a, fmt)} / {_fmt(b, fmt)}"
+        return "" if a is None and b is None else f"{_fmt(a, fmt)}/{_fmt(b, fmt)}"
 
     return [
-        details["decided_at"][11:19],
         details["kind"],
         _move(details["kind"], details["share"], details["next_share"]),
         pair("requests"),
         pair("errors"),
-        pair("p95_ms", "{:.2f}"),
+        pair("p95_ms", "{:.1f}"),
         "" if psi is None else f"{psi:.3f}",
-        details.get("source", ""),
     ]
 
 

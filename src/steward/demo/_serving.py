@@ -49,14 +49,14 @@ PLAN = CanaryPlan(
     shadow_first=True,
 )
 LOG_QUERY = """\
-SELECT p.variant, p.model_version, p.shadow, count(*) AS requests,
-       round(quantile_cont(p.latency_ms, 0.95), 2) AS p95_ms,
+SELECT p.variant || CASE WHEN p.shadow THEN ' (shadow)' ELSE '' END AS variant,
+       count(*) AS requests, round(quantile_cont(p.latency_ms, 0.95), 1) AS p95_ms,
        round(avg(CAST(json_extract(p.outputs, '$[0].probabilities."1"') AS DOUBLE)), 3)
            AS mean_score,
-       count(f.request_id) AS labelled, round(avg(f.label_value), 3) AS fraud_rate
+       round(avg(f.label_value), 3) AS fraud_rate
 FROM predictions p LEFT JOIN feedback f USING (request_id)
 WHERE p.deployment = 'card-fraud-api'
-GROUP BY ALL ORDER BY p.shadow, p.variant, p.model_version"""
+GROUP BY ALL ORDER BY variant"""
 _HEADER = "X-Customer-Id"
 _CONCURRENCY = 16
 
