@@ -3,23 +3,37 @@
 Both servers serve one classifier of 30 float features (HistGradientBoosting,
 100 iterations, trained in each tool's own environment on the same data with the
 same seed). Load comes from ``wrk`` in its own process, 15 s per point (3 s with
-``--quick``). steward runs ``steward gateway`` (ONNX runtime, micro-batching,
-durable prediction log: every 200 is on disk before it is sent); MLflow runs
-``mlflow models serve --env-manager local`` with 1 and with 2 workers and its best
-configuration is the one compared.
+``--quick``); answers are counted by status (2xx, 429, 503, other) and the p99 of
+accepted requests is bounded from wrk's distribution (see ``benchmarks/_wrk.py``).
+steward runs ``steward gateway`` (ONNX runtime, micro-batching, durable
+prediction log: every 200 is on disk before it is sent); MLflow runs ``mlflow
+models serve --env-manager local``. Each runs with 1 and with 2 workers, and
+each side's best configuration (most accepted requests/s) is the one compared.
 
 Points: 1-row requests at concurrency 1 (p50) and 64 (requests/s, p99); 100-row
 requests at concurrency 64 (rows/s); 1-row requests at concurrency 256 (steward
-only: errors other than deliberate 429/503 shedding, p99 against concurrency 64).
+only), whose accepted p99 is set beside the concurrency-64 p99 of the same
+worker count. Each steward worker admits ``MAX_IN_FLIGHT`` requests at once and
+queues ``MAX_QUEUED`` (``STEWARD_GATEWAY_MAX_IN_FLIGHT`` / ``_MAX_QUEUED``), so
+concurrency 64 is never refused while concurrency 256 is shed at once with 503 +
+``Retry-After`` instead of queueing.
 
-Needs ``wrk`` on PATH (Debian: ``apt-get install wrk``); skipped otherwise.
+The goals of the serving work are computed as ``goal_*`` (and ``goals_met`` of
+``goals_checked``): requests/s at concurrency 64 >= 10x MLflow's best, its p99
+<= 0.1x MLflow's, 100-row rows/s >= 5x MLflow's, concurrency-1 p50 <= in-process
+predict + 1 ms, concurrency 256 without errors other than shedding and with an
+accepted p99 <= 3x that of concurrency 64.
+
+Needs ``wrk`` on PATH (Debian/Ubuntu: ``apt-get install wrk``); skipped otherwise.
+When MLflow's environment cannot be built, steward's figures are reported alone.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import operator
 import os
-import re
 import shutil
 import signal
 import socket
@@ -29,15 +43,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from benchmarks._harness import Context, Measurements, benchmark
+from benchmarks._harness import Context, Measurement, Measurements, PeerUnavailable, benchmark
+from benchmarks._wrk import Point, run_wrk
 from steward.registry import RegistryService
 from steward.serving import DeploymentService, Variant
 from steward.store import Store, StoreSettings
@@ -45,6 +59,20 @@ from steward.store import Store, StoreSettings
 FEATURES = 30
 TRAIN_ROWS = 20_000
 SEED = 7
+# Per gateway worker: c64 (at most 64 connections on one worker) is always admitted;
+# at c256 every request beyond 64 on a worker is refused at once (503 + Retry-After).
+MAX_IN_FLIGHT = 64
+MAX_QUEUED = 0
+
+# The speed goals of the serving work: measure -> (comparison, bound).
+GOALS: dict[str, tuple[Callable[[float, float], bool], float]] = {
+    "goal_c64_rps_x_mlflow": (operator.ge, 10.0),
+    "goal_c64_p99_x_mlflow": (operator.le, 0.1),
+    "goal_100rows_x_mlflow": (operator.ge, 5.0),
+    "goal_c1_p50_over_inprocess_ms": (operator.le, 1.0),
+    "goal_c256_p99_x_c64_p99": (operator.le, 3.0),
+    "goal_c256_errors": (operator.le, 0.0),
+}
 
 SAVE_WITH_MLFLOW = """
 import json, sys, time
@@ -63,18 +91,6 @@ for _ in range(500):
 times.sort()
 print(json.dumps({"predict_proba_1row_ms": times[len(times) // 2] * 1000}))
 """
-
-
-@dataclass(frozen=True)
-class Point:
-    """What wrk measured at one point."""
-
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    requests: int
-    non_2xx: int
-    socket_errors: int
 
 
 def _free_port() -> int:
@@ -115,40 +131,6 @@ def _server(command: list[str], ready_url: str, env: dict[str, str], log: Path) 
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
-
-
-def _wrk(url: str, body: str, connections: int, seconds: int, tmp: Path) -> Point:
-    script = tmp / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(body)}\n"
-    )
-    threads = min(2, connections)
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-         "--timeout", "10s", "-s", str(script), url],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return Point(
-        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        p50_ms=_ms(latency["50"]) if "50" in latency else float("nan"),  # no request finished
-        p99_ms=_ms(latency["99"]) if "99" in latency else float("nan"),
-        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        socket_errors=sum(int(g) for g in errors.groups()) if errors else 0,
-    )
 
 
 def _data(tmp: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -198,13 +180,34 @@ def _bodies(x: np.ndarray) -> tuple[str, str, str, str]:
 def gateway_http(ctx: Context) -> Measurements:
     """steward gateway vs mlflow models serve under wrk: 1-row and 100-row requests."""
     if shutil.which("wrk") is None:
-        ctx.skip("wrk is not on PATH (apt-get install wrk)")
+        ctx.skip("wrk is not on PATH: install it (Debian/Ubuntu: apt-get install wrk)")
     seconds = 3 if ctx.quick else 15
     x, y = _data(ctx.tmp)
     inprocess_ms = _deploy(ctx.tmp / "home", x, y)
     s_one, s_100, m_one, m_100 = _bodies(x)
-    result: Measurements = {"inprocess_predict_1row_ms": (inprocess_ms, "ms")}
-    env = {**os.environ, "STEWARD_HOME": str(ctx.tmp / "home")}
+    ours = _steward_points(ctx, s_one, s_100, seconds)
+    result: dict[str, Measurement] = {"inprocess_predict_1row_ms": (inprocess_ms, "ms")}
+    result.update(_point_measurements(ours))
+    theirs = None
+    try:
+        theirs, their_inprocess_ms = _mlflow_points(ctx, m_one, m_100, seconds)
+    except PeerUnavailable as exc:  # steward's figures stand alone, without the ratios
+        print(f"bench_gateway: MLflow not measured: {exc}", file=sys.stderr)
+    if theirs is not None:
+        result["inprocess_predict_1row_ms@mlflow"] = (their_inprocess_ms, "ms")
+        result.update({f"{k}@mlflow": v for k, v in _point_measurements(theirs).items()})
+    result.update(_goals(ours, theirs, inprocess_ms))
+    return result
+
+
+def _steward_points(ctx: Context, one: str, hundred: str, seconds: int) -> dict[str, Point]:
+    """steward's points with 1 and 2 workers, each worker admitting ``MAX_IN_FLIGHT``."""
+    env = {
+        **os.environ,
+        "STEWARD_HOME": str(ctx.tmp / "home"),
+        "STEWARD_GATEWAY_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
+        "STEWARD_GATEWAY_MAX_QUEUED": str(MAX_QUEUED),
+    }
     steward = [sys.executable, "-c", "from steward.cli import main; main()", "gateway"]
     points: dict[str, Point] = {}
     for workers in (1, 2):
@@ -213,35 +216,14 @@ def gateway_http(ctx: Context) -> Measurements:
         url = f"{base}/v1/deployments/credit-api/predict"
         command = [*steward, "--port", str(port), "--workers", str(workers), "--insecure-local"]
         with _server(command, f"{base}/readyz", env, ctx.tmp / f"gateway-{workers}.log"):
-            _wrk(url, s_one, 8, 1, ctx.tmp)  # warm-up
-            if workers == 1:
-                points["c1"] = _wrk(url, s_one, 1, seconds, ctx.tmp)
-            points[f"c64_w{workers}"] = _wrk(url, s_one, 64, seconds, ctx.tmp)
-            points[f"c64_100_w{workers}"] = _wrk(url, s_100, 64, seconds, ctx.tmp)
-            points[f"c256_w{workers}"] = _wrk(url, s_one, 256, seconds, ctx.tmp)
-    best = max((points["c64_w1"], points["c64_w2"]), key=lambda p: p.rps)
-    best_100 = max((points["c64_100_w1"], points["c64_100_w2"]), key=lambda p: p.rps)
-    best_256 = max((points["c256_w1"], points["c256_w2"]), key=lambda p: p.rps)
-    result.update(
-        {
-            "c1_p50_ms": (points["c1"].p50_ms, "ms"),
-            "c64_rps": (best.rps, "req/s"),
-            "c64_p99_ms": (best.p99_ms, "ms"),
-            "c64_rps_1worker": (points["c64_w1"].rps, "req/s"),
-            "c64_rps_2workers": (points["c64_w2"].rps, "req/s"),
-            "c64_100rows_rows_per_s": (best_100.rps * 100, "rows/s"),
-            "c256_rps": (best_256.rps, "req/s"),
-            "c256_p99_ms": (best_256.p99_ms, "ms"),
-            "c256_shed_responses": best_256.non_2xx,
-            "c256_socket_errors": best_256.socket_errors,
-            "c64_non_2xx": best.non_2xx + best.socket_errors,
-        }
-    )
-    result.update(_mlflow(ctx, m_one, m_100, seconds))
-    return result
+            _measure(url, one, hundred, workers, seconds, ctx.tmp, points, overload=True)
+    return points
 
 
-def _mlflow(ctx: Context, one: str, hundred: str, seconds: int) -> Measurements:
+def _mlflow_points(
+    ctx: Context, one: str, hundred: str, seconds: int
+) -> tuple[dict[str, Point], float]:
+    """MLflow's points, and its in-process 1-row ``predict_proba`` in ms."""
     python = ctx.peer_python("mlflow-serve")
     model_dir = ctx.tmp / "mlflow-model"
     saved = ctx.run_peer(
@@ -261,19 +243,120 @@ def _mlflow(ctx: Context, one: str, hundred: str, seconds: int) -> Measurements:
         ]  # fmt: skip
         with _server(command, f"{base}/ping", env, ctx.tmp / f"mlflow-{workers}.log"):
             url = f"{base}/invocations"
-            _wrk(url, one, 8, 1, ctx.tmp)
-            if workers == 1:
-                points["c1"] = _wrk(url, one, 1, seconds, ctx.tmp)
-            points[f"c64_w{workers}"] = _wrk(url, one, 64, seconds, ctx.tmp)
-            points[f"c64_100_w{workers}"] = _wrk(url, hundred, 64, seconds, ctx.tmp)
-    best = max((points["c64_w1"], points["c64_w2"]), key=lambda p: p.rps)
-    best_100 = max((points["c64_100_w1"], points["c64_100_w2"]), key=lambda p: p.rps)
-    return {
-        "inprocess_predict_1row_ms@mlflow": (saved["predict_proba_1row_ms"], "ms"),
-        "c1_p50_ms@mlflow": (points["c1"].p50_ms, "ms"),
-        "c64_rps@mlflow": (best.rps, "req/s"),
-        "c64_p99_ms@mlflow": (best.p99_ms, "ms"),
-        "c64_rps_1worker@mlflow": (points["c64_w1"].rps, "req/s"),
-        "c64_rps_2workers@mlflow": (points["c64_w2"].rps, "req/s"),
-        "c64_100rows_rows_per_s@mlflow": (best_100.rps * 100, "rows/s"),
+            _measure(url, one, hundred, workers, seconds, ctx.tmp, points, overload=False)
+    return points, float(saved["predict_proba_1row_ms"])
+
+
+def _measure(
+    url: str,
+    one: str,
+    hundred: str,
+    workers: int,
+    seconds: int,
+    tmp: Path,
+    points: dict[str, Point],
+    *,
+    overload: bool,
+) -> None:
+    """Run the points of one server: c1 (1 worker only), c64, c256 (overload), c64 100-row.
+
+    The overload point follows the c64 point it is compared with, under the same
+    conditions; 100-row requests come last.
+    """
+    run_wrk(url, one, 8, 1, tmp)  # warm-up
+    if workers == 1:
+        _settle(url, one)
+        points["c1"] = run_wrk(url, one, 1, seconds, tmp)
+    _settle(url, one)
+    points[f"c64_w{workers}"] = run_wrk(url, one, 64, seconds, tmp)
+    if overload:
+        _settle(url, one)
+        points[f"c256_w{workers}"] = run_wrk(url, one, 256, seconds, tmp)
+    _settle(url, one)
+    points[f"c64_100_w{workers}"] = run_wrk(url, hundred, 64, seconds, tmp)
+
+
+def _settle(url: str, body: str, timeout_s: float = 30.0) -> None:
+    """Wait until a request is answered 200, so no point inherits an open breaker."""
+    deadline = time.monotonic() + timeout_s
+    request = urllib.request.Request(
+        url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} answered no request with 200 within {timeout_s:.0f} s")
+
+
+def _best(points: dict[str, Point], prefix: str) -> tuple[int, Point]:
+    """The worker count with the most accepted requests/s at a point, and its figures."""
+    return max(
+        ((w, points[f"{prefix}_w{w}"]) for w in (1, 2)), key=lambda pair: pair[1].accepted_rps
+    )
+
+
+def _point_measurements(points: dict[str, Point]) -> dict[str, Measurement]:
+    """Every figure of one server; the c64 headline is its best worker count."""
+    workers, best = _best(points, "c64")
+    _, best_100 = _best(points, "c64_100")
+    out: dict[str, Measurement] = {
+        "c1_p50_ms": (points["c1"].p50_ms, "ms"),
+        "c64_rps": (best.accepted_rps, "req/s"),
+        "c64_p99_ms": (best.p99_accepted_ms, "ms"),
+        "c64_best_workers": workers,
+        "c64_100rows_rows_per_s": (best_100.accepted_rps * 100, "rows/s"),
+        "c64_not_accepted": best.answered - best.ok + best.socket_errors,
     }
+    for w in (1, 2):
+        c64 = points[f"c64_w{w}"]
+        out[f"c64_rps_{w}w"] = (c64.accepted_rps, "req/s")
+        out[f"c64_p99_ms_{w}w"] = (c64.p99_accepted_ms, "ms")
+        out[f"c64_100rows_rows_per_s_{w}w"] = (points[f"c64_100_w{w}"].accepted_rps * 100, "rows/s")
+        c256 = points.get(f"c256_w{w}")
+        if c256 is not None:  # steward only: the overload point, beside c64 of the same workers
+            out[f"c256_accepted_rps_{w}w"] = (c256.accepted_rps, "req/s")
+            out[f"c256_p99_accepted_ms_{w}w"] = (c256.p99_accepted_ms, "ms")
+            out[f"c256_p99_accepted_low_ms_{w}w"] = (c256.p99_accepted_low_ms, "ms")
+            out[f"c256_shed_share_{w}w"] = c256.shed / max(c256.answered, 1)
+            out[f"c256_errors_{w}w"] = c256.errors
+            ratio = _ratio(c256.p99_accepted_ms, c64.p99_accepted_ms)
+            out[f"c256_p99_x_c64_p99_{w}w"] = (ratio, "x")
+    return out
+
+
+def _ratio(ours: float, theirs: float) -> float:
+    """``ours / theirs``, NaN when there is nothing to divide by (a goal then is not met)."""
+    return ours / theirs if theirs > 0 else math.nan
+
+
+def _goals(
+    ours: dict[str, Point], theirs: dict[str, Point] | None, inprocess_ms: float
+) -> dict[str, Measurement]:
+    """The speed goals as ratios, and how many of them this run met."""
+    workers, c64 = _best(ours, "c64")
+    c256 = ours[f"c256_w{workers}"]  # the overload point of the configuration compared
+    values: dict[str, float] = {
+        "goal_c1_p50_over_inprocess_ms": ours["c1"].p50_ms - inprocess_ms,
+        "goal_c256_p99_x_c64_p99": _ratio(c256.p99_accepted_ms, c64.p99_accepted_ms),
+        "goal_c256_errors": float(c256.errors),
+    }
+    if theirs is not None:
+        _, mlflow = _best(theirs, "c64")
+        _, mlflow_100 = _best(theirs, "c64_100")
+        _, ours_100 = _best(ours, "c64_100")
+        values["goal_c64_rps_x_mlflow"] = _ratio(c64.accepted_rps, mlflow.accepted_rps)
+        values["goal_c64_p99_x_mlflow"] = _ratio(c64.p99_accepted_ms, mlflow.p99_accepted_ms)
+        values["goal_100rows_x_mlflow"] = _ratio(ours_100.accepted_rps, mlflow_100.accepted_rps)
+    met = sum(GOALS[name][0](value, GOALS[name][1]) for name, value in values.items())
+    out: dict[str, Measurement] = {
+        name: (value, "ms" if name.endswith("_ms") else "x" if "_x_" in name else "")
+        for name, value in values.items()
+    }
+    out["goals_met"] = met
+    out["goals_checked"] = len(values)
+    return out

@@ -164,18 +164,30 @@ def test_cli_demo_json_reports_audit_steps(
     assert card["completeness"] == 1.0
     assert "<h1>Model card: card-fraud:1</h1>" in Path(card["html"]).read_text(encoding="utf-8")
     assert steps["governance.request"]["status"] == "checks_failed"
-    assert "card_completeness" in {
-        c["kind"] for c in steps["governance.request"]["checks"] if not c["passed"]
-    }
+    failed = {c["kind"]: c for c in steps["governance.request"]["checks"] if not c["passed"]}
+    assert {"card_completeness", "fairness", "prohibited_attributes"} <= set(failed)
+    assert failed["fairness"]["observed"] < 0.8
     approved = steps["governance.approve"]
+    assert approved["ref"] == "card-fraud:3"
     assert approved["status"] == "executed"
     assert "separation of duties" in approved["refusal"]
     assert {d["approver"] for d in approved["decisions"]} == {"maya", "colin"}
     assert approved["policy_version"] == 1
+    fairness = next(c for c in approved["checks"] if c["kind"] == "fairness")
+    assert fairness["passed"] is True
+    assert fairness["observed"] >= 0.8
+    report = steps["governance.report"]
+    assert report["ref"] == "card-fraud:3"
+    markdown = Path(report["markdown"]).read_text(encoding="utf-8")
+    assert Path(report["html"]).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    for text in ("reviewed by maya", "reviewed by colin", fairness["description"]):
+        assert text in markdown
     deployed = steps["serving.deploy"]
     assert deployed["latest"]["spec"]["variants"][0]["model"] == "card-fraud:1"
+    retrained = steps["serving.retrain"]
+    assert retrained["ref"] == "card-fraud:4" and "onnx" in retrained["compilations"]
     canary = steps["serving.canary"]
-    assert (canary["baseline"], canary["canary"]) == ("champion", "challenger")
+    assert (canary["baseline"], canary["canary"]) == ("champion", "retrained")
     assert canary["plan"]["shadow_first"] is True
     decisions = canary["decisions"]
     assert decisions and decisions[0]["share"] == 0.0  # the shadow stage came first
@@ -190,7 +202,7 @@ def test_cli_demo_json_reports_audit_steps(
     ending = {"complete": "complete", "rollback": "rolled_back"}
     assert canary["state"]["status"] == ending[decisions[-1]["kind"]]
     rows = {r["variant"]: r for r in steps["serving.log_query"]["rows"]}
-    assert rows["challenger (shadow)"]["requests"] == 200
+    assert rows["retrained (shadow)"]["requests"] == 200
     assert rows["champion"]["requests"] >= 400
     assert 0 < rows["champion"]["mean_score"] < 1 and 0 < rows["champion"]["fraud_rate"] < 1
     actions = {e["action"] for e in steps["audit.log"]["events"]}

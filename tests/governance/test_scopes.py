@@ -19,12 +19,14 @@ from steward.governance._scopes import cap_scopes, check_resource, check_scope
         "models:promote",
         "deployments:write",
         "predict:fraud-api",
+        "feedback:fraud-api",
         "features:read",
         "features:read:pii",
         "audit:read",
         "admin",
         "models:*",
         "predict:*",
+        "feedback:*",
         "features:*",
     ],
 )
@@ -33,7 +35,20 @@ def test_scope_known_ones_pass(scope: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "scope", ["", "*", ":*", "models", "models:delete", "root", "predict:", "predict:a b", "x:*"]
+    "scope",
+    [
+        "",
+        "*",
+        ":*",
+        "models",
+        "models:delete",
+        "root",
+        "predict:",
+        "predict:a b",
+        "feedback:",
+        "feedback:a/b",
+        "x:*",
+    ],
 )
 def test_scope_unknown_ones_refused_naming_the_valid(scope: str) -> None:
     with pytest.raises(InvalidInputError, match=r"unknown scope .*valid: models:read"):

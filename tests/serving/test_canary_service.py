@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 from tests.serving._deploy_support import Home, open_home, record
 
 from steward.core import (
@@ -298,11 +300,7 @@ def test_canary_stops_without_a_revision_when_the_deployment_was_changed_by_hand
 def test_canary_two_deciders_on_one_step_apply_once(home: Home, canaries: CanaryService) -> None:
     canaries.start("fraud-api", "fraud:2", plan=PLAN)
     stale = canaries.get_running("fraud-api")
-    canary, baseline = WindowStats(rng=random.Random(0)), WindowStats(rng=random.Random(1))
-    rng = random.Random(2)
-    for _ in range(250):
-        canary.record(4.0, prediction=rng.random())
-        baseline.record(4.0, prediction=rng.random())
+    canary, baseline = _healthy_windows()
     now = datetime.now(UTC)
     first = canaries.decide(stale, canary, baseline, now=now, source="worker a")
     assert first.kind == "promote_step"
@@ -310,3 +308,38 @@ def test_canary_two_deciders_on_one_step_apply_once(home: Home, canaries: Canary
         canaries.decide(stale, canary, baseline, now=now, source="worker b")
     assert home.deployments.get("fraud-api").revision == 3
     assert len(canaries.status("fraud-api").decisions) == 1
+
+
+def _healthy_windows() -> tuple[WindowStats, WindowStats]:
+    canary, baseline = WindowStats(rng=random.Random(0)), WindowStats(rng=random.Random(1))
+    rng = random.Random(2)
+    for _ in range(250):
+        canary.record(4.0, prediction=rng.random())
+        baseline.record(4.0, prediction=rng.random())
+    return canary, baseline
+
+
+def test_canary_refuses_a_candidate_that_reads_other_inputs(
+    home: Home, canaries: CanaryService
+) -> None:
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    narrow = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
+    home.registry.register(narrow, name="fraud", sample_input=x[:10], signature=None)
+    with pytest.raises(InvalidInputError, match="does not take \\['x2'\\]"):
+        canaries.start("fraud-api", "fraud:3")
+    assert home.deployments.get("fraud-api").revision == 1
+
+
+def test_canary_per_variant_settings_follow_their_variant(
+    home: Home, canaries: CanaryService
+) -> None:
+    home.deployments.update("fraud-api", settings={"variant_timeout_ms": {"champion": 500}})
+    plan = CanaryPlan(steps=(50, 100), min_requests=40, min_step_seconds=0)
+    canaries.start("fraud-api", "fraud:2", plan=plan)
+    assert home.deployments.get("fraud-api").latest.settings.variant_timeout_ms == {"champion": 500}
+    record = canaries.get_running("fraud-api")
+    decision = canaries.decide(record, *_healthy_windows(), now=datetime.now(UTC), source="test")
+    assert decision.kind == "complete"
+    latest = home.deployments.get("fraud-api").latest
+    assert [v.name for v in latest.spec.variants] == ["canary"]
+    assert latest.settings.variant_timeout_ms == {}

@@ -108,6 +108,30 @@ def test_deploy_bad_input_is_refused_with_a_clear_message(home: Home) -> None:
     assert deployments.latest_revisions() == {"x": 1}
 
 
+def test_deploy_variant_timeouts_and_bandit_policy_are_checked(home: Home) -> None:
+    deployments = home.deployments
+    two = [Variant("a", "fraud:1"), Variant("b", "fraud:2")]
+    dep = deployments.create("x", two, settings={"variant_timeout_ms": {"b": 250, "a": None}})
+    assert dep.latest.settings.timeout_s("a") is None
+    assert dep.latest.settings.timeout_s("b") == 0.25
+    with pytest.raises(InvalidInputError, match=r"names variant\(s\) 'c'.*variants: a, b"):
+        deployments.update("x", settings={"variant_timeout_ms": {"c": 100}})
+    with pytest.raises(InvalidInputError, match=r"names variant\(s\) 'b'"):
+        deployments.update("x", [Variant("a", "fraud:1")])  # b's timeout would dangle
+    with pytest.raises(InvalidInputError, match=r"variant_timeout_ms\['a'\] is -5"):
+        deployments.update("x", settings={"variant_timeout_ms": {"a": -5}})
+    with pytest.raises(InvalidInputError, match="must map variant names"):
+        deployments.update("x", settings={"variant_timeout_ms": [100]})
+    with pytest.raises(InvalidInputError, match="bandit_policy 'ucb' is not valid; valid: thom"):
+        deployments.update("x", settings={"bandit_policy": "ucb"})
+    with pytest.raises(InvalidInputError, match=r"bandit_epsilon is 1\.5"):
+        deployments.update("x", settings={"bandit_epsilon": 1.5})
+    dep = deployments.update("x", settings={"bandit_policy": "epsilon_greedy"})
+    assert dep.revision == 2
+    assert dep.latest.settings.bandit_policy == "epsilon_greedy"
+    assert dep.latest.settings.variant_timeout_ms == {"b": 250, "a": None}
+
+
 def test_deploy_changes_need_the_deployments_write_scope(home: Home) -> None:
     reader = home.store.as_principal(
         Principal(name="ana", kind="user", scopes=frozenset({"models:read"}))

@@ -91,3 +91,20 @@ def test_gateway_auth_override_header_needs_deployments_write(
     allowed = client.post(URL, json={"inputs": record()}, headers={**bearer(deployer), **header})
     assert allowed.status_code == 200
     assert allowed.json()["test"] is True
+
+
+def test_gateway_auth_feedback_needs_the_feedback_scope(client: TestClient, home: Home) -> None:
+    predict_only = token_for(home.store, "app", scopes=["predict:fraud-api"])
+    served = client.post(URL, json={"inputs": record()}, headers=bearer(predict_only))
+    body = {"request_id": served.json()["request_id"], "deployment": "fraud-api", "label": 1}
+    refused = client.post("/v1/feedback", json=body, headers=bearer(predict_only))
+    assert refused.status_code == 403
+    assert "feedback:fraud-api" in refused.json()["message"]
+    other = token_for(home.store, "app", scopes=["feedback:other-api"])
+    assert client.post("/v1/feedback", json=body, headers=bearer(other)).status_code == 403
+    labeller = token_for(home.store, "app", scopes=["feedback:fraud-api"])
+    accepted = client.post("/v1/feedback", json=body, headers=bearer(labeller))
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["logged"] is True
+    # The feedback scope does not let its holder predict.
+    assert client.post(URL, json={"inputs": record()}, headers=bearer(labeller)).status_code == 403

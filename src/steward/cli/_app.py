@@ -189,6 +189,12 @@ def demo(
         f"  steward models show card-fraud --home {report.home}   "
         f"(model card: {report.home}/model-card.html)"
     )
+    governed = next((s for s in report.steps if s["step"] == "governance.report"), None)
+    if governed is not None:
+        console.print(
+            f"  steward governance report {governed['ref']} --html --home {report.home}   "
+            f"(written: {governed['html']})"
+        )
 
 
 def _print_serving(steps: list[dict[str, Any]]) -> None:

@@ -74,8 +74,10 @@ SettingsOption = Annotated[
     typer.Option(
         "--set",
         help=(
-            "A setting KEY=VALUE (VALUE in JSON): timeout_ms, max_batch_size, max_wait_ms, "
-            "cache, cache_ttl_s, fallback, log_mode. E.g. --set timeout_ms=200 "
+            "A setting KEY=VALUE (VALUE in JSON): timeout_ms, variant_timeout_ms, "
+            "max_batch_size, max_wait_ms, cache, cache_ttl_s, fallback, log_mode, "
+            "bandit_policy, bandit_epsilon, feature_service, entity_keys. "
+            "E.g. --set timeout_ms=200 "
             '--set \'fallback={"kind":"constant","value":0}\''
         ),
         show_default=False,

@@ -4,6 +4,11 @@ Columns: ``customer_id``, ``event_time``, ``amount``, ``merchant_category``,
 ``hour``, ``customer_age``, ``account_age_days``, ``txn_last_24h``, ``foreign``,
 ``gender`` (a protected attribute, kept for fairness checks, never a model input)
 and ``is_fraud`` (the label).  The same seed gives the same rows on any machine.
+
+The data carries a proxy on purpose: one group's accounts are younger on
+average (opened in a recent card campaign), so ``account_age_days`` reveals
+``gender`` and a model that uses it flags the two groups at different rates.
+The demo's fairness gate catches that; the fix drops the proxy.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["FEATURES", "LABEL", "PROTECTED", "make_fraud_data"]
+__all__ = ["FEATURES", "LABEL", "PROTECTED", "PROXY", "make_fraud_data"]
 
 FEATURES = [
     "amount",
@@ -27,6 +32,7 @@ FEATURES = [
 ]
 LABEL = "is_fraud"
 PROTECTED = "gender"
+PROXY = "account_age_days"
 CATEGORIES = ["grocery", "electronics", "travel", "fashion", "gaming", "fuel"]
 _START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -42,10 +48,11 @@ def _slice(rng: np.random.Generator, n: int, *, start_day: int, drift: float) ->
     amount = np.round(rng.lognormal(3.5 + 0.5 * drift, 1.0, n), 2)
     hour = rng.integers(0, 24, n)
     customer_age = np.clip(rng.normal(42, 13, n), 18, 90).round()
-    account_age = rng.exponential(900, n).round()
+    gender = rng.choice(["female", "male"], n)
+    # Mean account age 500 days for one group, 1,300 for the other: the built-in proxy.
+    account_age = rng.exponential(np.where(gender == "female", 500.0, 1_300.0)).round()
     txn_24h = rng.poisson(2 + drift, n)
     foreign = rng.random(n) < 0.08 + 0.05 * drift
-    gender = rng.choice(["female", "male"], n)
     logit = (
         -4.6
         + 0.45 * np.log1p(amount)

@@ -1,4 +1,8 @@
-"""The serving part of the tour: deploy the champion, canary the challenger, query the log.
+"""The serving part of the tour: deploy the champion, canary a retrained version, query the log.
+
+The candidate is the champion's recipe trained again on the first part of the
+recent (drifted) slice, a new version compiled to ONNX; traffic is the rest of
+that slice, labelled afterwards through the feedback endpoint.
 
 The gateway runs in this process: its ASGI app behind httpx's ASGI transport,
 no network port, so requests go through the same decoding, routing,
@@ -20,8 +24,10 @@ from typing import Any
 import httpx
 import pyarrow as pa
 
-from steward.core import load_settings
+from steward.core import InvalidInputError, load_settings
 from steward.demo._fraud import FEATURES, LABEL
+from steward.demo._training import retrain_on, split
+from steward.registry import ModelVersion
 from steward.sdk import Steward
 from steward.serving import (
     CanaryPlan,
@@ -37,6 +43,7 @@ __all__ = ["DEPLOYMENT", "LOG_QUERY", "run_serving"]
 
 Say = Callable[[str], None]
 
+MODEL = "card-fraud"
 DEPLOYMENT = "card-fraud-api"
 # Short steps for the tour; production plans keep the defaults (500 requests, 5 minutes a step).
 PLAN = CanaryPlan(
@@ -146,26 +153,49 @@ def _said(decision: Decision) -> str:
         return text
     psi = next((c.value for c in decision.checks if c.name == "prediction_psi"), None)
     return (
-        f"{text} (challenger/champion: requests {m.canary_requests}/{m.baseline_requests}, "
+        f"{text} (candidate/champion: requests {m.canary_requests}/{m.baseline_requests}, "
         f"errors {m.canary_errors}/{m.baseline_errors}, p95 {m.canary_p95_ms or 0:.1f}/"
         f"{m.baseline_p95_ms or 0:.1f} ms" + ("" if psi is None else f", PSI {psi:.3f}") + ")"
     )
 
 
+def _retrain(st: Steward, recent: pa.Table, home: Path, say: Say) -> ModelVersion:
+    """Train the champion's recipe on ``recent``; register and compile the new version."""
+    champion = st.registry.get_version(f"{MODEL}@champion")
+    if champion.run_id is None:
+        raise InvalidInputError(f"{champion.ref} has no training run to retrain from")
+    run = st.tracking.get_run(champion.run_id)
+    model = retrain_on(st, run, recent, folder=home / "datasets" / "recent")
+    version = st.registry.register(
+        model.estimator,
+        name=MODEL,
+        run_id=model.run.id,
+        sample_input=split(recent)[1].select(FEATURES).slice(0, 500),
+        compile="onnx",
+        description=f"{run.name} retrained on recent data",
+    )
+    say(
+        f"retrained {run.name} on {recent.num_rows} recent rows (run {model.run.id[-8:]}, holdout "
+        f"AUC {model.run.metrics['holdout_auc']:.4f}) → {version.ref}, compiled to ONNX"
+    )
+    return version
+
+
 async def _canary(
-    client: httpx.AsyncClient, traffic: _Traffic, canaries: CanaryService, say: Say
+    client: httpx.AsyncClient, traffic: _Traffic, canaries: CanaryService, ref: str, say: Say
 ) -> None:
     record = await asyncio.to_thread(
         canaries.start,
         DEPLOYMENT,
-        "card-fraud@challenger",
+        ref,
         plan=PLAN,
-        variant="challenger",
-        reason="demo: try the challenger",
+        variant="retrained",
+        reason="demo: try the retrained version",
     )
     say(
-        f"canary {record.id[-8:]} of card-fraud@challenger: shadow → 50 % → 100 %, at least "
-        f"{PLAN.min_requests} requests a side per step; errors, p95 latency, PSI vs the champion"
+        f"canary {record.id[-8:]} of {ref} (variant 'retrained'): shadow → 50 % → 100 %, at "
+        f"least {PLAN.min_requests} requests a side per step; errors, p95 latency, PSI vs the "
+        "champion"
     )
     logged = len(traffic.answered)
     for revision, count, shadow in ((2, 200, True), (3, 300, False)):
@@ -179,12 +209,12 @@ async def _canary(
             return
 
 
-async def _tour(st: Steward, data: pa.Table, home: Path, say: Say) -> dict[str, Any]:
+async def _tour(st: Steward, data: pa.Table, ref: str, home: Path, say: Say) -> dict[str, Any]:
     deployments = DeploymentService(st.store, st.registry)
     deployed = deployments.create(
         DEPLOYMENT,
         {
-            "variants": [{"name": "champion", "model": "card-fraud@champion"}],
+            "variants": [{"name": "champion", "model": f"{MODEL}@champion"}],
             "strategy": "sticky",
             "sticky_key": {"source": "header", "name": _HEADER},
         },
@@ -207,7 +237,7 @@ async def _tour(st: Steward, data: pa.Table, home: Path, say: Say) -> dict[str, 
             f"{time.perf_counter() - started:.2f} s, {sum(a['status'] == 200 for a in first)} "
             "answered, each on disk in the prediction log before its answer"
         )
-        await _canary(client, traffic, canaries, say)
+        await _canary(client, traffic, canaries, ref, say)
         labelled = await traffic.feedback()
         final = deployments.get(DEPLOYMENT)
         await _await_revision(client, final.revision)
@@ -216,12 +246,18 @@ async def _tour(st: Steward, data: pa.Table, home: Path, say: Say) -> dict[str, 
     return {"deployment": deployed.as_dict(), "canary": canaries.status(DEPLOYMENT).to_dict()}
 
 
-def run_serving(st: Steward, data: pa.Table, *, home: Path, say: Say) -> list[dict[str, Any]]:
-    """Deploy the champion, canary the challenger (shadow first), send feedback, query the log."""
-    facts = asyncio.run(_tour(st, data, home, say))
+def run_serving(st: Steward, late: pa.Table, *, home: Path, say: Say) -> list[dict[str, Any]]:
+    """Retrain on recent data, then serve: champion, canary, feedback, log query.
+
+    The first 60% of ``late`` retrains the champion's recipe; the rest is traffic.
+    """
+    cut = int(late.num_rows * 0.6)
+    version = _retrain(st, late.slice(0, cut), home, say)
+    facts = asyncio.run(_tour(st, late.slice(cut), version.ref, home, say))
     table = PredictionArchive.from_settings(_settings(home)).query(LOG_QUERY)
     say(f"steward logs query over the prediction log, joined with feedback: {table.num_rows} rows")
     return [
+        {"step": "serving.retrain", **version.as_dict()},
         {"step": "serving.deploy", **facts["deployment"]},
         {"step": "serving.canary", **facts["canary"]},
         {

@@ -12,16 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from steward.core import load_settings
 from steward.demo._checks import check_data, check_fairness
 from steward.demo._features import run_feature_store
-from steward.demo._fraud import FEATURES, make_fraud_data
+from steward.demo._fraud import make_fraud_data
 from steward.demo._governance import approver_client, govern_challenger
 from steward.demo._registry import register_best
 from steward.demo._serving import run_serving
-from steward.demo._training import EXPERIMENT, features, train_models
+from steward.demo._training import EXPERIMENT, features, split, train_models
 from steward.features import FeatureSettings
 from steward.sdk import Steward
 from steward.store import AuditLog, Database, Store, StoreSettings
@@ -80,10 +81,12 @@ def _show_tamper_detection(store: Store, report: DemoReport, say: Say) -> None:
 
 
 def _track_training(st: Steward, report: DemoReport, say: Say) -> None:
-    """Train tracked runs, check the data and fairness, then register the best model."""
+    """Train tracked runs, check the data and fairness, register the best model, govern."""
     early, late = make_fraud_data()
     say(f"generated card-fraud data: {early.num_rows} rows, then {late.num_rows} drifted rows")
-    trained = train_models(st, early, say=say)
+    out = Path(report.home)
+    datasets = out / "datasets"
+    trained = train_models(st, early, folder=datasets, say=say)
     best = st.tracking.search_runs(
         EXPERIMENT, order_by=["metrics.holdout_auc DESC"], page_size=1
     ).items[0]
@@ -92,17 +95,26 @@ def _track_training(st: Steward, report: DemoReport, say: Say) -> None:
     report.add("tracking.compare", best_run=best.id, **comparison)
     report.add("quality.data", **check_data(early, late, say))
     chosen = next(t for t in trained if t.run.id == best.id)
-    holdout = early.slice(int(early.num_rows * 0.75))
+    holdout = split(early)[1]
     decisions = (chosen.estimator.predict_proba(features(holdout))[:, 1] >= 0.3).astype(int)
     fairness = check_fairness(holdout, decisions, say)
     report.add("quality.fairness", **fairness)
-    out = Path(report.home)
     report.steps.extend(register_best(st, chosen, holdout, fairness, out=out, say=say))
     ranked = st.tracking.search_runs(EXPERIMENT, order_by=["metrics.holdout_auc DESC"]).items
     challenger = next(t for t in trained if t.run.id == ranked[1].id)
-    sample = holdout.select(FEATURES).slice(0, 500)
+    recent = datasets / "recent.parquet"
+    pq.write_table(late, recent)
     report.steps.extend(
-        govern_challenger(st, challenger, sample, out=out, connect_as=approver_client(out), say=say)
+        govern_challenger(
+            st,
+            challenger,
+            early,
+            recent,
+            datasets=datasets,
+            out=out,
+            connect_as=approver_client(out),
+            say=say,
+        )
     )
 
 

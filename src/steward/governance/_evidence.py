@@ -119,7 +119,8 @@ class RegistryEvidence:
         if role in self.data:
             return self.data[role]
         found = self._datasets.get(role)
-        if found is None or not found.source_uri:
+        # A dataset logged from an in-memory frame (``memory://...``) has nothing to read back.
+        if found is None or not found.source_uri or found.source_uri.startswith("memory://"):
             return None
         uri = found.source_uri.removeprefix("file://")
         return uri if "://" in uri or Path(uri).exists() else None

@@ -1,6 +1,7 @@
 """Scopes, resources and roles: the vocabulary of access decisions.
 
-A *scope* names an action (``models:promote``, ``predict:fraud-api``); a *role* is
+A *scope* names an action (``models:promote``, ``predict:fraud-api``,
+``feedback:fraud-api``); a *role* is
 a named bundle of scopes; a *binding* gives a principal a role, either globally or
 on one *resource* (``model:fraud``, ``team:risk``, ``deployment:fraud-api``,
 ``feature_view:customer_stats``).
@@ -28,13 +29,14 @@ __all__ = [
     "check_scope",
 ]
 
-# The fixed scopes; ``predict:<deployment>`` is the one family with a free suffix.
+# The fixed scopes; ``predict:<deployment>`` and ``feedback:<deployment>`` take a free suffix.
 SCOPES = (
     "models:read",
     "models:write",
     "models:promote",
     "deployments:write",
     "predict:<deployment>",
+    "feedback:<deployment>",
     "features:read",
     "features:read:pii",
     "audit:read",
@@ -42,7 +44,7 @@ SCOPES = (
 )
 _FIXED = frozenset(s for s in SCOPES if "<" not in s)
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}"
-_PREDICT = re.compile(rf"^predict:{_NAME}$")
+_PER_DEPLOYMENT = re.compile(rf"^(predict|feedback):{_NAME}$")
 _ROLE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _RESOURCE = re.compile(rf"^([a-z_]+):({_NAME})$")
 
@@ -89,10 +91,11 @@ BUILTIN_ROLES: tuple[Role, ...] = (
                 "models:promote",
                 "deployments:write",
                 "predict:*",
+                "feedback:*",
                 "features:read",
             }
         ),
-        "requests promotions, deploys, calls every deployment",
+        "requests promotions, deploys, calls every deployment and sends it feedback",
     ),
     Role(
         "approver",
@@ -107,17 +110,18 @@ BUILTIN_ROLES: tuple[Role, ...] = (
 def check_scope(scope: str) -> str:
     """Return ``scope`` if it is one steward knows, else raise naming the valid ones.
 
-    Valid: the fixed scopes, ``predict:<deployment>``, and ``:*`` wildcards that
-    cover at least one of them (``models:*``, ``predict:*``).
+    Valid: the fixed scopes, ``predict:<deployment>``, ``feedback:<deployment>``,
+    and ``:*`` wildcards that cover at least one of them (``models:*``, ``predict:*``).
 
     Raises:
         InvalidInputError: the scope is unknown or malformed.
     """
     if not isinstance(scope, str):
         raise InvalidInputError(f"scope {scope!r} is not a string")
-    if scope in _FIXED or _PREDICT.match(scope):
+    if scope in _FIXED or _PER_DEPLOYMENT.match(scope):
         return scope
-    if scope.endswith(":*") and any(s.startswith(scope[:-1]) for s in (*_FIXED, "predict:x")):
+    families = (*_FIXED, "predict:x", "feedback:x")
+    if scope.endswith(":*") and any(s.startswith(scope[:-1]) for s in families):
         return scope
     raise InvalidInputError(
         f"unknown scope {scope!r}; valid: {', '.join(SCOPES)}, or a wildcard such as models:*"

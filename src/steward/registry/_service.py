@@ -336,7 +336,7 @@ def _run_source(run: Run, *, force: bool) -> dict[str, Any]:
     if run.status in (RunStatus.FAILED, RunStatus.KILLED) and not force:
         raise ConflictError(
             f"run {run.id} ({run.name}) {run.status.value}; register a model from a finished "
-            "run, or pass force=True (--force) to register it anyway"
+            "run, or pass force=True to register it anyway"
         )
     source: dict[str, Any] = {
         "kind": "run",

@@ -26,7 +26,7 @@ gateway (or whoever runs :meth:`CanaryService.evaluate_now`) as its identity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -46,7 +46,11 @@ from steward.serving._canary_store import (
     record_decision,
     start_canary,
 )
-from steward.serving._deployment_models import Deployment, check_deployment_name
+from steward.serving._deployment_models import (
+    Deployment,
+    DeploymentSettings,
+    check_deployment_name,
+)
 from steward.serving._deployments import WRITE_SCOPE, DeploymentService, append_revision
 from steward.serving._predlog import PredictionArchive
 from steward.serving._routing_spec import RoutingSpec, Variant
@@ -141,6 +145,8 @@ class CanaryService:
                 f"the candidate {candidate!r} is {served}, which the baseline {baseline!r} "
                 "already serves; a canary compares two different versions"
             )
+        if current.latest.settings.feature_service is None:
+            self._check_inputs(served, resolved.variant(variant).model)
         carried = {**current.latest.requested, variant: requested[variant]}
         with self.store.unit_of_work() as uow:
             record = start_canary(
@@ -151,7 +157,7 @@ class CanaryService:
                 name,
                 resolved,
                 _only(carried, resolved),
-                current.latest.settings,
+                _settings_for(current.latest.settings, resolved),
                 current.production,
                 _reason(record, f"started {share_text(plan.stages[0])}", reason),
                 None,
@@ -277,6 +283,21 @@ class CanaryService:
 
     # -- applying a decision ----------------------------------------------
 
+    def _check_inputs(self, baseline: str, candidate: str) -> None:
+        """Refuse a candidate that cannot take the records the baseline is sent."""
+        registry = self.deployments.registry
+        theirs = registry.get_version(candidate).signature
+        ours = registry.get_version(baseline).signature
+        if theirs is None or ours is None or set(theirs.names) == set(ours.names):
+            return
+        missing = sorted(set(theirs.names) - set(ours.names))
+        extra = sorted(set(ours.names) - set(theirs.names))
+        raise InvalidInputError(
+            f"the candidate {candidate} reads other inputs than the baseline {baseline} "
+            f"(it needs {missing or 'nothing more'}, and does not take {extra or 'nothing less'}); "
+            "both are sent the same records, so a canary needs the same input fields"
+        )
+
     def _apply(self, record: CanaryRecord, decision: Decision, *, source: str) -> Decision:
         current = self.deployments.get(record.deployment)
         decision, spec = self._next_spec(record, decision, current)
@@ -290,7 +311,7 @@ class CanaryService:
                     record.deployment,
                     resolved,
                     requested,
-                    current.latest.settings,
+                    _settings_for(current.latest.settings, resolved),
                     current.production,
                     _reason(record, _what(decision), None),
                     None,
@@ -335,6 +356,14 @@ def _changed_by_hand(record: CanaryRecord, current: Deployment) -> str | None:
     except (ConflictError, InvalidInputError) as exc:
         return f"revision {current.revision} of the deployment was not made by the canary: {exc}"
     return None
+
+
+def _settings_for(settings: DeploymentSettings, spec: RoutingSpec) -> DeploymentSettings:
+    # Per-variant settings follow their variant: a variant the stage drops takes them along.
+    kept = {k: v for k, v in settings.variant_timeout_ms.items() if k in spec.names}
+    if kept == settings.variant_timeout_ms:
+        return settings
+    return replace(settings, variant_timeout_ms=kept)
 
 
 def _only(requested: dict[str, str], spec: RoutingSpec) -> dict[str, str]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, get_args
 
@@ -19,6 +19,7 @@ from steward.serving._fallback import parse_fallback
 from steward.serving._routing_spec import RoutingSpec
 
 __all__ = [
+    "BanditPolicyName",
     "Deployment",
     "DeploymentRevision",
     "DeploymentSettings",
@@ -28,6 +29,8 @@ __all__ = [
 
 LogMode = Literal["durable", "async"]
 _LOG_MODES: tuple[str, ...] = get_args(LogMode)
+BanditPolicyName = Literal["thompson", "epsilon_greedy"]
+_BANDIT_POLICIES: tuple[str, ...] = get_args(BanditPolicyName)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -51,28 +54,51 @@ class DeploymentSettings:
     """How the gateway serves a revision.
 
     Attributes:
-        timeout_ms: per-variant model call timeout (None: no timeout).
+        timeout_ms: the model call timeout of every variant (None: no timeout).
+        variant_timeout_ms: variant name -> its own timeout in ms (None: no
+            timeout), overriding ``timeout_ms`` for that variant.
         max_batch_size: the most requests one micro-batched model call takes.
         max_wait_ms: how long a partial micro-batch waits to fill.
         cache: serve repeated identical inputs from the response cache.
         cache_ttl_s: how long a cached answer stays valid.
         fallback: the fallback declaration (see ``parse_fallback``), or None.
         log_mode: ``durable`` (answer after the record is on disk) or ``async``.
+        bandit_policy: the ``bandit`` strategy's policy: ``thompson`` (binary
+            rewards) or ``epsilon_greedy`` (any finite reward).
+        bandit_epsilon: epsilon-greedy's exploration probability, in [0, 1].
+        feature_service: a feature service (steward.features) whose online values
+            are fetched for every request row and merged into the model input.
+        entity_keys: with ``feature_service``: the request field holding each join
+            key, as ``{join_key: field}`` (a list names fields equal to the join
+            keys; default: every join key is read from the field of its name).
     """
 
     timeout_ms: float | None = 1000.0
+    variant_timeout_ms: dict[str, float | None] = field(default_factory=dict)
     max_batch_size: int = 32
     max_wait_ms: float = 1.0
     cache: bool = False
     cache_ttl_s: float = 60.0
     fallback: dict[str, Any] | None = None
     log_mode: LogMode = "durable"
+    bandit_policy: BanditPolicyName = "thompson"
+    bandit_epsilon: float = 0.1
+    feature_service: str | None = None
+    entity_keys: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.timeout_ms is not None and not _positive(self.timeout_ms):
             raise InvalidInputError(
                 f"timeout_ms is {self.timeout_ms!r}; use a positive number of milliseconds"
             )
+        _check_variant_timeouts(self.variant_timeout_ms)
+        if self.bandit_policy not in _BANDIT_POLICIES:
+            raise InvalidInputError(
+                f"bandit_policy {self.bandit_policy!r} is not valid; valid: "
+                f"{', '.join(_BANDIT_POLICIES)}"
+            )
+        if not (_number(self.bandit_epsilon) and 0 <= self.bandit_epsilon <= 1):
+            raise InvalidInputError(f"bandit_epsilon is {self.bandit_epsilon!r}; use 0 to 1")
         if isinstance(self.max_batch_size, bool) or not isinstance(self.max_batch_size, int):
             raise InvalidInputError(f"max_batch_size {self.max_batch_size!r} is not an integer")
         if not 1 <= self.max_batch_size <= 4096:
@@ -89,18 +115,70 @@ class DeploymentSettings:
             )
         if self.fallback is not None:
             parse_fallback(self.fallback)
+        self._check_features()
+
+    def _check_features(self) -> None:
+        service, keys = self.feature_service, self.entity_keys
+        if service is not None and (not isinstance(service, str) or not service.strip()):
+            raise InvalidInputError(
+                f'feature_service {service!r} must name a feature service, e.g. "scoring"'
+            )
+        if keys is None:
+            return
+        if service is None:
+            raise InvalidInputError(
+                f"entity_keys {keys!r} is set without a feature_service; name the service too"
+            )
+        # A list names request fields spelled like the join keys; keep one form (a dict).
+        pairs = {k: k for k in keys} if isinstance(keys, list | tuple) else keys
+        if (
+            not isinstance(pairs, Mapping)
+            or not pairs
+            or not all(
+                isinstance(k, str) and k and isinstance(v, str) and v for k, v in pairs.items()
+            )
+        ):
+            raise InvalidInputError(
+                f"entity_keys {keys!r} must map join keys to request fields, e.g. "
+                '{"customer_id": "customer"}, or list the fields, e.g. ["customer_id"]'
+            )
+        object.__setattr__(self, "entity_keys", dict(pairs))
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict that :meth:`from_dict` reads back."""
         return {
             "timeout_ms": self.timeout_ms,
+            "variant_timeout_ms": dict(self.variant_timeout_ms),
             "max_batch_size": self.max_batch_size,
             "max_wait_ms": self.max_wait_ms,
             "cache": self.cache,
             "cache_ttl_s": self.cache_ttl_s,
             "fallback": self.fallback,
             "log_mode": self.log_mode,
+            "bandit_policy": self.bandit_policy,
+            "bandit_epsilon": self.bandit_epsilon,
+            "feature_service": self.feature_service,
+            "entity_keys": None if self.entity_keys is None else dict(self.entity_keys),
         }
+
+    def timeout_s(self, variant: str) -> float | None:
+        """Return ``variant``'s model call timeout in seconds (None: no timeout)."""
+        ms = self.variant_timeout_ms.get(variant, self.timeout_ms)
+        return None if ms is None else ms / 1000.0
+
+    def check_variants(self, names: Iterable[str]) -> None:
+        """Check that every per-variant setting names one of ``names`` (a revision's variants).
+
+        Raises:
+            InvalidInputError: ``variant_timeout_ms`` names a variant the spec lacks.
+        """
+        known = set(names)
+        unknown = sorted(set(self.variant_timeout_ms) - known)
+        if unknown:
+            raise InvalidInputError(
+                f"variant_timeout_ms names variant(s) {', '.join(map(repr, unknown))} that the "
+                f"deployment does not have; variants: {', '.join(sorted(known))}"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeploymentSettings:
@@ -123,6 +201,21 @@ class DeploymentSettings:
     def merged(self, changes: Mapping[str, Any]) -> DeploymentSettings:
         """Return a copy with ``changes`` applied (same checks as :meth:`from_dict`)."""
         return DeploymentSettings.from_dict({**self.to_dict(), **dict(changes)})
+
+
+def _check_variant_timeouts(value: object) -> None:
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            f"variant_timeout_ms must map variant names to milliseconds, got {value!r}"
+        )
+    for name, ms in value.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"variant_timeout_ms has a key {name!r}; use variant names")
+        if ms is not None and not _positive(ms):
+            raise InvalidInputError(
+                f"variant_timeout_ms[{name!r}] is {ms!r}; use a positive number of "
+                "milliseconds, or null for no timeout"
+            )
 
 
 def _number(value: object) -> bool:

@@ -82,6 +82,7 @@ class DeploymentService:
         self.store.authorize(WRITE_SCOPE, resource=f"deployment:{name}")
         routing = with_salt(_spec(spec), name)
         options = _settings(settings)
+        options.check_variants(routing.names)
         resolved, requested = self.resolve(name, routing, production=production)
         with self.store.unit_of_work() as uow:
             if _row(uow.conn, name) is not None:
@@ -157,6 +158,7 @@ class DeploymentService:
             options = current.latest.settings
         else:
             options = current.latest.settings.merged(settings)
+        options.check_variants(routing_in.names)
         resolved, requested = self.resolve(name, routing_in, production=prod)
         if spec is None:
             requested = dict(current.latest.requested)

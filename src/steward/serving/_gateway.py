@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +43,9 @@ from steward.core import (
 )
 from steward.governance import AuthenticationError, GovernanceSettings
 from steward.registry import SignatureError
+from steward.serving._feedback import BanditRewards
 from steward.serving._gateway_settings import GatewaySettings
+from steward.serving._online_features import FetchedFeatures
 from steward.serving._predlog import FeedbackRecord, PredictionRecord
 from steward.serving._resilience import (
     ModelTimeoutError,
@@ -91,7 +94,8 @@ def error_response(exc: BaseException) -> Response:
     NotFoundError                   404
     ConflictError                   409
     RateLimitedError                429     Retry-After
-    RetryLaterError (overload...)   503     Retry-After
+    RetryLaterError (overload,      503     Retry-After
+      open circuit breaker)
     ModelTimeoutError               504
     ModelFailedError                503
     BackendUnavailableError         503
@@ -146,6 +150,21 @@ async def _body(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
+@dataclass(slots=True)
+class _Seen:
+    """What a predict request got as far as, for counting it however it ends."""
+
+    variant: str | None = None
+    test: bool = False
+
+
+def _caller_key(caller: Caller, request: Request) -> str:
+    """The rate limit's key: the token's identity, or the client address without auth."""
+    if caller.name is not None:
+        return f"identity:{caller.name}"
+    return f"address:{request.client.host if request.client else 'unknown'}"
+
+
 class _Handlers:
     """The endpoints, bound to one worker's state."""
 
@@ -153,7 +172,9 @@ class _Handlers:
         self.worker = worker
         self.max_body = worker.settings.gateway_max_body_bytes
         self.max_rows = worker.settings.gateway_max_rows
-        self._latency_children: dict[tuple[str, str], Any] = {}
+        self.max_shadows = worker.settings.gateway_max_shadow_in_flight
+        self.shadows_in_flight = 0
+        self.rewards = BanditRewards(worker.log_for("durable"))
 
     def _runtime(self, name: str) -> DeploymentRuntime:
         runtime = self.worker.runtimes.get(name)
@@ -168,20 +189,49 @@ class _Handlers:
     async def predict(self, request: Request) -> Response:
         started = time.perf_counter()
         name = request.path_params["name"]
+        seen = _Seen()
         try:
             caller = self.worker.authorize(
                 request.headers.get("authorization"), f"predict:{name}", f"deployment:{name}"
             )
+            self._limit(name, caller, request)
             runtime = self._runtime(name)
             body = decode_predict(await _body(request, self.max_body))
             records = records_of(body.inputs, max_rows=self.max_rows)
             async with self.worker.admission.admit():
-                return await self._predict(runtime, caller, request, body.inputs, records, started)
+                # Take the revision in force now: one swapped in while this request read its
+                # body or waited for a slot has retired the old one, whose batchers refuse
+                # new rows. Only an online-feature fetch awaits before the rows are queued,
+                # and _predict takes the revision again after it.
+                runtime = self._runtime(name)
+                response = await self._predict(
+                    runtime, caller, request, body.inputs, records, started, seen
+                )
         except Exception as exc:
-            self.worker.metrics.errors.labels(
-                name if name in self.worker.runtimes else "-", type(exc).__name__
-            ).inc()
-            return error_response(exc)
+            self.worker.metrics.errors.labels(self._label(name), type(exc).__name__).inc()
+            response = error_response(exc)
+        self.worker.metrics.count_request(
+            self._label(name),
+            seen.variant,
+            response.status_code,
+            test=seen.test,
+            seconds=time.perf_counter() - started,
+        )
+        return response
+
+    def _label(self, name: str) -> str:
+        # Unknown names stay out of the labels: a scanner must not grow the metrics.
+        return name if name in self.worker.runtimes else "-"
+
+    def _limit(self, name: str, caller: Caller, request: Request) -> None:
+        limiter = self.worker.rate_limiter
+        if limiter is None:
+            return
+        try:
+            limiter.acquire(_caller_key(caller, request))
+        except RateLimitedError:
+            self.worker.metrics.rate_limited.labels(self._label(name)).inc()
+            raise
 
     async def _predict(
         self,
@@ -191,9 +241,16 @@ class _Handlers:
         inputs: Any,
         records: list[dict[str, Any]],
         started: float,
+        seen: _Seen,
     ) -> Response:
         request_id = new_id()
         ts = datetime.now(UTC)
+        fetched = None
+        if runtime.features is not None:
+            fetched = await runtime.features.fetch(records)
+            current = self._runtime(runtime.name)
+            if current is not runtime:  # swapped during the fetch: start over on the new one
+                return await self._predict(current, caller, request, inputs, records, started, seen)
         route = runtime.router.route(
             request.headers,
             records[0],
@@ -201,10 +258,15 @@ class _Handlers:
             request_id=request_id,
         )
         variant = runtime.variants[route.variant.name]
-        block = prepare_block(variant.model.signature, records)
+        seen.variant, seen.test = variant.variant.name, route.test
+        model_records = (
+            records if fetched is None else fetched.model_records(variant.variant.name, records)
+        )
+        block = prepare_block(variant.model.signature, model_records)
         try:
-            result = await runtime.call(variant, block, records)
-        except ModelFailedError as exc:
+            async with self.worker.residency.use(variant.slot):
+                result = await runtime.call(variant, block, model_records)
+        except ModelFailedError as exc:  # logged (and counted for canaries) before its 503
             failed = PredictionRecord(
                 request_id=request_id,
                 ts=ts,
@@ -213,6 +275,7 @@ class _Handlers:
                 variant=variant.variant.name,
                 model_version=variant.variant.model,
                 inputs=inputs,
+                features=None if fetched is None else fetched.log_entry(),
                 latency_ms=(time.perf_counter() - started) * 1000.0,
                 caller=caller.name,
                 test=route.test,
@@ -220,11 +283,21 @@ class _Handlers:
             )
             await self._served(runtime, failed)
             raise
-        variant.requests += 1
+        if route.test:
+            variant.test_requests += 1
+        else:
+            variant.requests += 1
         variant.rows += len(records)
         for shadow in route.shadows:
             self._mirror(
-                runtime, runtime.variants[shadow.name], records, inputs, request_id, ts, caller
+                runtime,
+                runtime.variants[shadow.name],
+                records,
+                inputs,
+                request_id,
+                ts,
+                caller,
+                fetched,
             )
         latency = time.perf_counter() - started
         revision = runtime.revision
@@ -236,6 +309,7 @@ class _Handlers:
             variant=variant.variant.name,
             model_version=variant.variant.model,
             inputs=inputs,
+            features=None if fetched is None else fetched.log_entry(),
             outputs=result.outputs,
             latency_ms=latency * 1000.0,
             caller=caller.name,
@@ -246,8 +320,6 @@ class _Handlers:
         await self._served(runtime, record)
         metrics = self.worker.metrics
         labels = (runtime.name, variant.variant.name)
-        metrics.requests.labels(*labels, "200").inc()
-        metrics.latency.labels(*labels).observe(time.perf_counter() - started)
         if result.fallback:
             metrics.fallbacks.labels(*labels).inc()
         if result.cached:
@@ -287,12 +359,22 @@ class _Handlers:
         request_id: str,
         ts: datetime,
         caller: Caller,
+        fetched: FetchedFeatures | None,
     ) -> None:
+        if self.shadows_in_flight >= self.max_shadows:
+            # Over the cap the copy is dropped, not queued: shadows never slow the primary.
+            self.worker.metrics.shadow.labels(runtime.name, shadow.variant.name, "dropped").inc()
+            return
+        self.shadows_in_flight += 1
         task = asyncio.create_task(
-            self._shadow(runtime, shadow, records, inputs, request_id, ts, caller)
+            self._shadow(runtime, shadow, records, inputs, request_id, ts, caller, fetched)
         )
         runtime.shadow_tasks.add(task)
         task.add_done_callback(runtime.shadow_tasks.discard)
+        task.add_done_callback(self._shadow_done)
+
+    def _shadow_done(self, task: asyncio.Task[None]) -> None:
+        self.shadows_in_flight -= 1
 
     async def _shadow(
         self,
@@ -303,16 +385,20 @@ class _Handlers:
         request_id: str,
         ts: datetime,
         caller: Caller,
+        fetched: FetchedFeatures | None,
     ) -> None:
         started = time.perf_counter()
         outputs: Any = None
         error = None
         try:
-            outputs = await with_timeout(
-                shadow.batcher.submit(prepare_block(shadow.model.signature, records)),
-                runtime.timeout_s,
-                what=f"shadow model {shadow.variant.model}",
-            )
+            if fetched is not None:
+                records = fetched.model_records(shadow.variant.name, records)
+            async with self.worker.residency.use(shadow.slot):
+                outputs = await with_timeout(
+                    shadow.batcher.submit(prepare_block(shadow.model.signature, records)),
+                    runtime.timeout_for(shadow.variant.name),
+                    what=f"shadow model {shadow.variant.model}",
+                )
             outcome = "ok"
         except Exception as exc:  # a shadow's failure never reaches the caller; it is logged
             error = f"{type(exc).__name__}: {exc}"[:500]
@@ -329,6 +415,7 @@ class _Handlers:
             variant=shadow.variant.name,
             model_version=shadow.variant.model,
             inputs=inputs,
+            features=None if fetched is None else fetched.log_entry(),
             outputs=outputs,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             caller=caller.name,
@@ -352,7 +439,7 @@ class _Handlers:
                     [],
                 )
             caller = self.worker.authorize(
-                request.headers.get("authorization"), f"predict:{name}", f"deployment:{name}"
+                request.headers.get("authorization"), f"feedback:{name}", f"deployment:{name}"
             )
             runtime = self._runtime(name)
             await self.worker.log_for("durable").append_async(
@@ -365,9 +452,8 @@ class _Handlers:
                 )
             )
             arm = None
-            if runtime.bandit is not None and body.reward is not None:
-                with contextlib.suppress(NotFoundError):  # served by another worker
-                    arm = runtime.bandit.reward(body.request_id, body.reward)
+            if body.reward is not None:
+                arm = await self.rewards.credit(runtime, body.request_id, body.reward)
             return _json({"request_id": body.request_id, "logged": True, "bandit_arm": arm})
         except Exception as exc:
             return error_response(exc)

@@ -51,11 +51,49 @@ class GatewaySettings(PredictionLogSettings):
     gateway_max_queue_wait_s: float = Field(
         default=2.0, gt=0, description="The longest a request waits for a slot before 503."
     )
+    gateway_rate_limit: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Requests per second each caller may send to predict, per worker process "
+            "(token bucket; unset: no limit). A caller is its token's identity, or its "
+            "client address in insecure-local mode. Over the limit: 429 + Retry-After."
+        ),
+    )
+    gateway_rate_burst: float | None = Field(
+        default=None,
+        ge=1,
+        description="Requests a caller may send at once (the bucket's size; default: the rate).",
+    )
+    gateway_max_shadow_in_flight: int = Field(
+        default=64,
+        ge=0,
+        description=(
+            "Shadow calls running at once per worker; a request's shadow copy beyond this "
+            "is dropped (and counted), so shadows never slow the primary."
+        ),
+    )
     gateway_breaker_failures: int = Field(
         default=5, ge=1, description="Model failures within 30 s that open a variant's breaker."
     )
     gateway_breaker_cooldown_s: float = Field(
         default=10.0, gt=0, description="Seconds an open breaker waits before probing."
+    )
+    gateway_cpu_hour_price: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Price of one CPU-hour, for the cost per 1,000 predictions in status and metrics "
+            "(none: costs are not computed)."
+        ),
+    )
+    gateway_memory_budget_mb: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "MiB that loaded models may hold per worker; over it, the least recently used "
+            "idle model is unloaded and reloaded on its next request (none: no budget)."
+        ),
     )
     gateway_canary_interval: float = Field(
         default=5.0,
@@ -73,3 +111,8 @@ class GatewaySettings(PredictionLogSettings):
             "decides (e.g. `steward deployments canary step` from the prediction log)."
         ),
     )
+
+    def memory_budget_bytes(self) -> int | None:
+        """Return the model memory budget in bytes, or None when there is none."""
+        budget = self.gateway_memory_budget_mb
+        return None if budget is None else int(budget * MiB)

@@ -20,13 +20,27 @@ class GatewayMetrics:
         labels = ("deployment", "variant")
         self.requests = Counter(
             "steward_gateway_requests",
-            "Predict requests answered, by HTTP status.",
+            "Predict requests answered, by HTTP status (test traffic is not counted here; "
+            'variant "-": refused before a variant was chosen).',
             (*labels, "status"),
+            registry=self.registry,
+        )
+        self.test_requests = Counter(
+            "steward_gateway_test_requests",
+            "Test traffic (the X-Steward-Variant override) answered, by HTTP status.",
+            (*labels, "status"),
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "steward_gateway_rate_limited",
+            "Predict requests refused because their caller was over its rate limit.",
+            ("deployment",),
             registry=self.registry,
         )
         self.latency = Histogram(
             "steward_gateway_request_latency_seconds",
-            "Time from arrival to answer of predict requests.",
+            "Time from arrival to answer of predict requests that reached a variant "
+            "(test traffic excluded).",
             labels,
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
@@ -58,10 +72,27 @@ class GatewayMetrics:
         )
         self.shadow = Counter(
             "steward_gateway_shadow_requests",
-            "Requests mirrored to shadow variants, by outcome.",
+            "Requests mirrored to shadow variants, by outcome (ok, error, or dropped: "
+            "over the cap of shadow calls in flight).",
             (*labels, "outcome"),
             registry=self.registry,
         )
+
+    def count_request(
+        self, deployment: str, variant: str | None, status: int, *, test: bool, seconds: float
+    ) -> None:
+        """Count one answered predict request; test traffic goes to its own counter.
+
+        Latency is observed only for requests that reached a variant (``variant``
+        is None for those refused before routing: auth, limits, bad input).
+        """
+        code = str(status)
+        if test:
+            self.test_requests.labels(deployment, variant or "-", code).inc()
+            return
+        self.requests.labels(deployment, variant or "-", code).inc()
+        if variant is not None:
+            self.latency.labels(deployment, variant).observe(seconds)
 
     def observe_batch(self, deployment: str, variant: str, size: int) -> None:
         """Record one model call's number of requests."""

@@ -6,7 +6,7 @@ The error tree of this module (they extend the shared leaves of
     BackendUnavailableError
     ├── RetryLaterError           the request was refused now; ``retry_after_s`` says when
     │   ├── OverloadedError       the admission gate is full (HTTP 503 + Retry-After)
-    │   ├── CircuitOpenError      the variant's circuit breaker is open (HTTP 503)
+    │   ├── CircuitOpenError      the variant's circuit breaker is open (HTTP 503 + Retry-After)
     │   └── RateLimitedError      the caller's token bucket is empty (HTTP 429 + Retry-After)
     └── ModelTimeoutError         the model did not answer within its timeout (HTTP 504)
 

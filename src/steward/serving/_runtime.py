@@ -4,14 +4,15 @@ Loading happens off the event loop (in a thread), once per revision: every
 variant's model is loaded (compiled ONNX preferred where parity was
 verified), warmed with a sample record, and given its micro-batcher and
 circuit breaker; the fallback is resolved. Only a revision that loads and
-warms completely ever takes traffic.
+warms completely ever takes traffic. Each model sits in a slot that the
+worker's memory budget may empty while it is idle (see ``_residency``), and
+each model call is metered for its CPU time (see ``_usage``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,15 +22,23 @@ import numpy as np
 
 from steward.core import InvalidInputError, StewardError
 from steward.registry import LoadedModel, RegistryService
-from steward.serving._bandit import ThompsonSampling
+from steward.serving._bandit import BanditPolicy, EpsilonGreedy, ThompsonSampling
 from steward.serving._bandit_store import BanditStateStore
 from steward.serving._batching import MicroBatcher
 from steward.serving._cache import ResponseCache
 from steward.serving._deployment_models import DeploymentRevision
 from steward.serving._fallback import Predict, ResolvedFallback, parse_fallback, resolve_fallback
-from steward.serving._resilience import CircuitBreaker, CircuitOpenError, with_timeout
+from steward.serving._online_features import FeatureFetcher
+from steward.serving._residency import ModelSlot, measure_load
+from steward.serving._resilience import (
+    CircuitBreaker,
+    CircuitOpenError,
+    ModelTimeoutError,
+    with_timeout,
+)
 from steward.serving._routing import Router
 from steward.serving._routing_spec import Variant
+from steward.serving._usage import VariantUsage, total_usage
 from steward.serving._wire import build_block, check_records, warm_record
 
 __all__ = ["CallResult", "DeploymentRuntime", "ModelFailedError", "VariantRuntime", "load_runtime"]
@@ -39,7 +48,12 @@ BatchObserver = Callable[[str, int], None]
 
 
 class ModelFailedError(StewardError):
-    """The variant's model failed (or timed out, or its breaker is open) and no fallback is set."""
+    """The variant's model raised and no fallback is set.
+
+    Without a fallback, a timeout raises :class:`ModelTimeoutError` (HTTP 504)
+    and an open breaker :class:`CircuitOpenError` (HTTP 503 + ``Retry-After``)
+    instead.
+    """
 
     def __init__(self, message: str, *, cause: BaseException) -> None:
         super().__init__(message)
@@ -77,16 +91,19 @@ def _rows(block: Block) -> int:
 
 
 def batch_function(
-    model: LoadedModel, observe: BatchObserver | None = None, name: str = ""
+    current: Callable[[], LoadedModel], observe: BatchObserver | None = None, name: str = ""
 ) -> Callable[[list[Block]], list[list[Any]]]:
     """Return the micro-batcher's function: many requests' blocks in, their outputs out.
 
-    Float matrices are stacked into one model call; other blocks run one by one.
+    ``current`` returns the model for each call (a slot's, which may have been
+    reloaded since). Float matrices are stacked into one model call; other
+    blocks run one by one.
     """
 
     def run(blocks: list[Block]) -> list[list[Any]]:
         if observe is not None:
             observe(name, len(blocks))
+        model = current()
         if len(blocks) == 1:
             return [model_outputs(model, blocks[0])]
         if all(isinstance(b, np.ndarray) for b in blocks):
@@ -108,16 +125,23 @@ class VariantRuntime:
     """One variant of a loaded revision, with its model and its own resilience state."""
 
     variant: Variant
-    model: LoadedModel
+    slot: ModelSlot
     batcher: MicroBatcher[Block, list[Any]]
     breaker: CircuitBreaker
     load_seconds: float
+    usage: VariantUsage = field(default_factory=VariantUsage)
     requests: int = 0
+    test_requests: int = 0
     rows: int = 0
     errors: int = 0
     fallbacks: int = 0
     cache_hits: int = 0
     last_error: str | None = None
+
+    @property
+    def model(self) -> LoadedModel:
+        """The variant's model (only its metadata while unloaded under the memory budget)."""
+        return self.slot.model
 
     def describe(self) -> dict[str, Any]:
         """Facts for the status endpoint."""
@@ -132,6 +156,7 @@ class VariantRuntime:
             "flavor": self.model.flavor,
             "load_seconds": round(self.load_seconds, 4),
             "requests": self.requests,
+            "test_requests": self.test_requests,
             "rows": self.rows,
             "errors": self.errors,
             "fallbacks": self.fallbacks,
@@ -140,6 +165,8 @@ class VariantRuntime:
             "breaker": snap.state,
             "batches": stats.batches,
             "mean_batch_size": stats.mean_batch_size,
+            **self.usage.describe(),
+            **self.slot.describe(),
         }
 
 
@@ -162,9 +189,10 @@ class DeploymentRuntime:
     variants: dict[str, VariantRuntime]
     fallback: ResolvedFallback | None
     cache: ResponseCache[list[Any]] | None
-    bandit: ThompsonSampling | None
+    bandit: BanditPolicy | None
     loaded_at: datetime
     shadow_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    features: FeatureFetcher | None = None
 
     @property
     def name(self) -> str:
@@ -173,9 +201,13 @@ class DeploymentRuntime:
 
     @property
     def timeout_s(self) -> float | None:
-        """The per-variant model timeout in seconds, or None."""
+        """The deployment-wide model timeout in seconds, or None."""
         ms = self.revision.settings.timeout_ms
         return None if ms is None else ms / 1000.0
+
+    def timeout_for(self, variant: str) -> float | None:
+        """Return ``variant``'s model timeout in seconds (its override, else the deployment's)."""
+        return self.revision.settings.timeout_s(variant)
 
     async def call(
         self, runtime: VariantRuntime, block: Block, records: Sequence[Mapping[str, Any]]
@@ -184,7 +216,10 @@ class DeploymentRuntime:
 
         Raises:
             InvalidInputError: the model refused the input (the caller's mistake).
-            ModelFailedError: the model failed and the deployment declares no fallback.
+            ModelFailedError: the model raised and the deployment declares no fallback.
+            ModelTimeoutError: the model timed out and there is no fallback.
+            CircuitOpenError: the variant's breaker is open and there is no fallback
+                (``retry_after_s``: the rest of its cool-down).
         """
         key = None
         if self.cache is not None:
@@ -199,7 +234,9 @@ class DeploymentRuntime:
             return self._fallback(runtime, records, exc)
         try:
             outputs = await with_timeout(
-                runtime.batcher.submit(block), self.timeout_s, what=f"model {runtime.variant.model}"
+                runtime.batcher.submit(block),
+                self.timeout_for(runtime.variant.name),
+                what=f"model {runtime.variant.model}",
             )
         except InvalidInputError:
             runtime.breaker.record_success()  # the input was wrong, not the model
@@ -219,13 +256,26 @@ class DeploymentRuntime:
         reason = f"{type(exc).__name__}: {exc}"[:500]
         runtime.last_error = reason
         if self.fallback is None:
-            raise ModelFailedError(
-                f"variant {runtime.variant.name!r} ({runtime.variant.model}) of deployment "
-                f"{self.name!r} failed ({reason}) and the deployment declares no fallback",
-                cause=exc,
-            ) from exc
+            raise self._unanswered(runtime, reason, exc) from exc
         runtime.fallbacks += 1
         return CallResult(self.fallback(records), fallback=True, error=reason)
+
+    def _unanswered(self, runtime: VariantRuntime, reason: str, exc: BaseException) -> StewardError:
+        # Without a fallback the caller learns what happened: an open breaker says
+        # when to come back (503 + Retry-After), a timeout is a gateway timeout (504).
+        where = f"variant {runtime.variant.name!r} ({runtime.variant.model}) of deployment "
+        where += repr(self.name)
+        if isinstance(exc, CircuitOpenError):
+            return CircuitOpenError(
+                f"{where} is not called: its circuit breaker opened after repeated failures "
+                f"and the deployment declares no fallback; retry in {exc.retry_after_s:.1f} s",
+                retry_after_s=exc.retry_after_s,
+            )
+        if isinstance(exc, ModelTimeoutError):
+            return ModelTimeoutError(f"{where}: {exc}")
+        return ModelFailedError(
+            f"{where} failed ({reason}) and the deployment declares no fallback", cause=exc
+        )
 
     def describe(self) -> dict[str, Any]:
         """Facts for the status endpoint: revision, variants, traffic shares."""
@@ -245,12 +295,20 @@ class DeploymentRuntime:
             "fallback": None if self.fallback is None else self.fallback.kind,
             "bandit": None if self.bandit is None else self.bandit.describe(),
             "variants": variants,
+            "usage": {
+                **total_usage([v.usage for v in self.variants.values()]),
+                "requests": sum(v["requests"] for v in variants),
+                "memory_bytes": sum(v["memory_bytes"] for v in variants),
+            },
+            "features": None if self.features is None else self.features.describe(),
         }
 
     async def close(self) -> None:
         """Finish queued work and release the batchers' threads."""
         for runtime in self.variants.values():
             await runtime.batcher.close()
+        if self.features is not None:
+            await self.features.close()
 
 
 def load_runtime(
@@ -261,6 +319,7 @@ def load_runtime(
     breaker_cooldown_s: float = 10.0,
     bandit_store: BanditStateStore | None = None,
     observe_batch: Callable[[str, str, int], None] | None = None,
+    cpu_hour_price: float | None = None,
 ) -> DeploymentRuntime:
     """Load, warm and wire up every variant of ``revision`` (blocking: run it in a thread).
 
@@ -273,18 +332,17 @@ def load_runtime(
     name = revision.deployment
     # Batchers start their threads on first use, so a revision that fails here leaks none.
     for variant in revision.spec.variants:
-        started = time.perf_counter()
-        model = registry.load(variant.model, prefer="onnx")
-        warm = [warm_record(model.signature)]
-        if model.signature is not None:
-            check_records(model.signature, warm)
-        model_outputs(model, build_block(model.signature, warm))
+        load = functools.partial(load_warm, registry, variant.model)
+        model, grown, seconds = measure_load(load)
+        slot = ModelSlot(variant.model, model, load=load, memory_bytes=grown, load_seconds=seconds)
+        usage = VariantUsage(cpu_hour_price=cpu_hour_price)
         observe = None if observe_batch is None else functools.partial(observe_batch, name)
         variants[variant.name] = VariantRuntime(
             variant=variant,
-            model=model,
+            slot=slot,
+            usage=usage,
             batcher=MicroBatcher(
-                batch_function(model, observe, variant.name),
+                usage.meter(batch_function(slot.current, observe, variant.name), _rows),
                 max_batch_size=settings.max_batch_size,
                 max_wait_ms=settings.max_wait_ms,
                 name=f"{name}/{variant.name}",
@@ -294,19 +352,12 @@ def load_runtime(
                 failure_threshold=breaker_failures,
                 cooldown_s=breaker_cooldown_s,
             ),
-            load_seconds=time.perf_counter() - started,
+            load_seconds=seconds,
         )
     fallback = None
     if settings.fallback is not None:
         fallback = resolve_fallback(parse_fallback(settings.fallback), load_model=_loader(registry))
-    bandit = None
-    if revision.spec.strategy == "bandit":
-        bandit = ThompsonSampling(
-            [v.name for v in revision.spec.primaries],
-            bandit_id=f"{name}:r{revision.revision}",
-            store=bandit_store,
-            floor=min(0.05, 1.0 / len(revision.spec.primaries)),
-        )
+    bandit = _bandit(revision, bandit_store)
     return DeploymentRuntime(
         revision=revision,
         router=Router(revision.spec, bandit=bandit),
@@ -316,6 +367,35 @@ def load_runtime(
         bandit=bandit,
         loaded_at=datetime.now(UTC),
     )
+
+
+def _bandit(revision: DeploymentRevision, store: BanditStateStore | None) -> BanditPolicy | None:
+    """Return the policy of a ``bandit`` revision (the one its settings name), else None."""
+    if revision.spec.strategy != "bandit":
+        return None
+    arms = [v.name for v in revision.spec.primaries]
+    bandit_id = f"{revision.deployment}:r{revision.revision}"
+    floor = min(0.05, 1.0 / len(arms))
+    settings = revision.settings
+    if settings.bandit_policy == "epsilon_greedy":
+        return EpsilonGreedy(
+            arms, epsilon=settings.bandit_epsilon, bandit_id=bandit_id, store=store, floor=floor
+        )
+    return ThompsonSampling(arms, bandit_id=bandit_id, store=store, floor=floor)
+
+
+def load_warm(registry: RegistryService, ref: str) -> LoadedModel:
+    """Load ``ref`` verified (compiled ONNX preferred) and warm it with a sample record.
+
+    Raises:
+        StewardError: the model failed to load or to warm up.
+    """
+    model = registry.load(ref, prefer="onnx")
+    warm = [warm_record(model.signature)]
+    if model.signature is not None:
+        check_records(model.signature, warm)
+    model_outputs(model, build_block(model.signature, warm))
+    return model
 
 
 def _loader(registry: RegistryService) -> Callable[[str], Predict]:

@@ -6,6 +6,7 @@ Deployments are read from the metadata database once at start and then polled
 swapped in atomically (one dict assignment); requests already running finish
 on the revision they started on. A revision that fails to load never takes
 traffic: the previous one keeps serving and the error is reported in status.
+Loaded models are kept within ``gateway_memory_budget_mb`` (see ``_residency``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from steward.core import PermissionDeniedError, Principal, StewardError, load_settings
+from steward.features import FeatureStore
 from steward.governance import (
     AuthenticationError,
     GovernanceAuthorizer,
@@ -29,10 +32,13 @@ from steward.serving._canary_controller import CanaryController
 from steward.serving._canary_service import CanaryService
 from steward.serving._deployments import DeploymentService
 from steward.serving._gateway_settings import GatewaySettings
-from steward.serving._limits import AdmissionController
+from steward.serving._limits import AdmissionController, RateLimiter
 from steward.serving._metrics import GatewayMetrics
+from steward.serving._online_features import FeatureFetcher
 from steward.serving._predlog import PredictionLog
+from steward.serving._residency import ModelResidency, ModelSlot
 from steward.serving._runtime import DeploymentRuntime, load_runtime
+from steward.serving._usage_metrics import UsageCollector
 from steward.store import Store
 
 __all__ = ["Caller", "GatewayWorker"]
@@ -47,6 +53,15 @@ class Caller:
 
     name: str | None
     override_allowed: bool
+
+
+def _rate_limiter(settings: GatewaySettings) -> RateLimiter | None:
+    """Return the per-caller limiter the settings ask for, or None when there is no limit."""
+    rate = settings.gateway_rate_limit
+    if rate is None:
+        return None
+    burst = settings.gateway_rate_burst or max(rate, 1.0)
+    return RateLimiter(capacity=burst, refill_per_s=rate)
 
 
 @dataclass
@@ -87,6 +102,7 @@ class GatewayWorker:
             max_queued=settings.gateway_max_queued,
             max_queue_wait_s=settings.gateway_max_queue_wait_s,
         )
+        self.rate_limiter = _rate_limiter(settings)
         self.bandit_store = SqlBanditStateStore(self.store.database)
         self.canaries = CanaryController(
             CanaryService(self.deployments),
@@ -95,6 +111,9 @@ class GatewayWorker:
         )
         self.runtimes: dict[str, DeploymentRuntime] = {}
         self.failures: dict[str, LoadFailure] = {}
+        self.residency = ModelResidency(settings.memory_budget_bytes(), self._slots)
+        self.metrics.registry.register(UsageCollector(self.runtimes, self.residency))
+        self._features: FeatureStore | None = None
         self.polled = False
         self._logs: dict[str, PredictionLog] = {}
         self._poller: asyncio.Task[None] | None = None
@@ -147,7 +166,10 @@ class GatewayWorker:
                 breaker_cooldown_s=self.settings.gateway_breaker_cooldown_s,
                 bandit_store=self.bandit_store,
                 observe_batch=self.metrics.observe_batch,
+                cpu_hour_price=self.settings.gateway_cpu_hour_price,
             )
+            if target.settings.feature_service is not None:
+                runtime.features = await asyncio.to_thread(self._open_features, runtime)
         except Exception as exc:  # any failure: report it, keep serving the old revision
             message = f"revision {revision} failed to load: {type(exc).__name__}: {exc}"
             self.failures[name] = LoadFailure(revision, message[:2000])
@@ -157,10 +179,26 @@ class GatewayWorker:
         self.runtimes[name] = runtime  # the atomic swap
         self.failures.pop(name, None)
         _log.info("deployment %s: serving revision %d", name, revision)
+        self.residency.enforce()
         if current is not None:
             task = asyncio.create_task(current.close())
             self._retired.add(task)
             task.add_done_callback(self._retired.discard)
+
+    def _open_features(self, runtime: DeploymentRuntime) -> FeatureFetcher:
+        if self._features is None:  # opened once, by the first revision that names a service
+            self._features = FeatureStore(self.store)
+        return FeatureFetcher.open(
+            runtime.revision.settings,
+            {n: v.model.signature for n, v in runtime.variants.items()},
+            self._features,
+            name=runtime.name,
+        )
+
+    def _slots(self) -> Iterator[ModelSlot]:
+        for runtime in list(self.runtimes.values()):
+            for variant in runtime.variants.values():
+                yield variant.slot
 
     async def _poll(self) -> None:
         while True:
@@ -239,5 +277,7 @@ class GatewayWorker:
             await asyncio.gather(*self._retired, return_exceptions=True)
         for log in self._logs.values():
             log.close()
+        if self._features is not None:
+            self._features.close()
         if self._own_store:
             self.store.close()
