@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {"store", "tracking", "quality"},
     "governance": {"store", "registry", "quality", "tracking"},
     "features": {"store", "quality"},
-    "serving": {"store", "quality", "registry", "governance"},
+    "serving": {"store", "quality", "registry", "governance", "features"},
     "monitoring": {"store", "serving", "quality", "registry", "tracking"},
     "pipelines": {"store", "tracking", "registry", "quality"},
 }

@@ -182,3 +182,28 @@ def test_cli_demo_json_reports_audit_steps(
     assert Path(report["html"]).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     for text in ("reviewed by maya", "reviewed by colin", fairness["description"]):
         assert text in markdown
+    deployed = steps["serving.deploy"]
+    assert deployed["latest"]["spec"]["variants"][0]["model"] == "card-fraud:1"
+    retrained = steps["serving.retrain"]
+    assert retrained["ref"] == "card-fraud:4" and "onnx" in retrained["compilations"]
+    canary = steps["serving.canary"]
+    assert (canary["baseline"], canary["canary"]) == ("champion", "retrained")
+    assert canary["plan"]["shadow_first"] is True
+    decisions = canary["decisions"]
+    assert decisions and decisions[0]["share"] == 0.0  # the shadow stage came first
+    for decision in decisions:
+        assert decision["source"] == "prediction log"
+        assert decision["metrics"]["canary_requests"] >= 100
+        assert [c["name"] for c in decision["checks"]] == [
+            "error_rate_delta",
+            "p95_latency_ratio",
+            "prediction_psi",
+        ]
+    ending = {"complete": "complete", "rollback": "rolled_back"}
+    assert canary["state"]["status"] == ending[decisions[-1]["kind"]]
+    rows = {r["variant"]: r for r in steps["serving.log_query"]["rows"]}
+    assert rows["retrained (shadow)"]["requests"] == 200
+    assert rows["champion"]["requests"] >= 400
+    assert 0 < rows["champion"]["mean_score"] < 1 and 0 < rows["champion"]["fraud_rate"] < 1
+    actions = {e["action"] for e in steps["audit.log"]["events"]}
+    assert {"canary.start", "deployment.canary", f"canary.{decisions[-1]['kind']}"} <= actions

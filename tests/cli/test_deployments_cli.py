@@ -101,3 +101,73 @@ def test_gateway_cli_runs_uvicorn_with_the_factory(
     assert seen["app"] == "steward.serving:create_app_from_env"
     assert seen["factory"] is True and seen["workers"] == 2 and seen["port"] == 8799
     assert "INSECURE LOCAL MODE" in err
+
+
+def test_deployments_cli_canary_start_status_step_abort(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run(
+        ["deployments", "create", "fraud-api", "--model", "fraud@champion"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    code, out, err = run(
+        [
+            "deployments", "canary", "start", "fraud-api", "--candidate", "fraud:2",
+            "--plan", "20,100", "--shadow-first", "--min-requests", "10", "--no-psi",
+            "--reason", "try v2",
+        ],
+        capsys,
+        monkeypatch,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "'canary' against 'champion'" in out and "shadow → 20 % → 100 %" in out
+    code, out, err = run(["deployments", "canary", "status", "fraud-api"], capsys, monkeypatch)
+    assert code == 0, err
+    text = " ".join(out.split())  # the console wraps long lines
+    assert "running in shadow" in text
+    assert "the canary has 0 of the 10 requests a step needs" in text
+    code, out, err = run(
+        ["deployments", "canary", "step", "fraud-api", "--json"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert json.loads(out)["kind"] == "hold"
+    code, out, err = run(
+        ["deployments", "canary", "abort", "fraud-api", "--reason", "not today"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    assert out.startswith("rollback: shadow→0%") and "not today" in " ".join(out.split())
+    code, out, err = run(
+        ["deployments", "canary", "status", "fraud-api", "--json"], capsys, monkeypatch
+    )
+    report = json.loads(out)
+    assert report["state"]["status"] == "rolled_back" and report["now"] is None
+    assert [d["kind"] for d in report["decisions"]] == ["rollback"]
+    assert report["decisions"][0]["source"] == "abort"
+    code, out, _ = run(["deployments", "history", "fraud-api", "--json"], capsys, monkeypatch)
+    assert [len(r["spec"]["variants"]) for r in json.loads(out)] == [1, 2, 1]
+
+
+def test_deployments_cli_canary_errors_name_the_problem(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(["deployments", "create", "fraud-api", "--model", "fraud@champion"], capsys, monkeypatch)
+    code, _, err = run(
+        ["deployments", "canary", "start", "fraud-api", "--candidate", "fraud:2", "--plan", "5,x"],
+        capsys,
+        monkeypatch,
+    )
+    assert code != 0 and "--plan '5,x'" in err
+    code, _, err = run(
+        ["deployments", "canary", "start", "fraud-api", "--candidate", "fraud:2", "--plan", "50"],
+        capsys,
+        monkeypatch,
+    )
+    assert code != 0 and "ending at 100" in err
+    code, _, err = run(["deployments", "canary", "status", "fraud-api"], capsys, monkeypatch)
+    assert code != 0 and "has had no canary" in err
+    code, _, err = run(
+        ["deployments", "canary", "abort", "fraud-api", "--reason", "x"], capsys, monkeypatch
+    )
+    assert code != 0 and "no running canary" in err

@@ -122,6 +122,19 @@ def test_canary_rolls_back_on_error_rate() -> None:
     assert "error rate 5.00% on the canary vs 0.00% on the baseline" in decision.reasons[0]
 
 
+def test_canary_rolls_back_on_errors_while_prediction_samples_are_short() -> None:
+    # Every call of the canary failed: it has no predictions, and needs none to fail.
+    canary = _window(300, error_rate=1.0, seed=1, predictions=False)
+    decision = _evaluate(canary, _window(3_000, seed=2))
+    assert decision.kind == "rollback"
+    assert [(c.name, c.passed) for c in decision.checks] == [
+        ("error_rate_delta", False),
+        ("p95_latency_ratio", True),
+        ("prediction_psi", None),
+    ]
+    assert "0 of the 100 prediction samples" in decision.checks[2].detail
+
+
 def test_canary_rolls_back_early_when_failure_is_certain() -> None:
     # 10 errors in 20 requests: even 180 successes to come leave 5 % > 2 % allowed.
     decision = _evaluate(_window(20, error_rate=0.5, seed=1), _window(3_000, seed=2))

@@ -28,6 +28,7 @@ from steward.cli import (
     _tracking,
     quality,
 )
+from steward.cli._canary import print_decisions
 from steward.cli._common import HomeOption, JsonOption, open_store, set_token, store_settings
 from steward.cli._lineage import render_lineage
 from steward.cli._output import console, err_console, exit_code_for, print_json, print_table
@@ -167,6 +168,7 @@ def demo(
     if lineage is not None:
         console.print("[bold]lineage of the registered model[/]")
         console.print(render_lineage(LineageGraph.from_dict(lineage)))
+    _print_serving(report.steps)
     events = next(s["events"] for s in report.steps if s["step"] == "audit.log")
     print_table(
         "audit log",
@@ -192,6 +194,22 @@ def demo(
         console.print(
             f"  steward governance report {governed['ref']} --html --home {report.home}   "
             f"(written: {governed['html']})"
+        )
+
+
+def _print_serving(steps: list[dict[str, Any]]) -> None:
+    found = {s["step"]: s for s in steps if s["step"].startswith("serving.")}
+    if "serving.canary" in found:
+        canary = found["serving.canary"]
+        title = f"canary decisions on {canary['deployment']} (pairs: {canary['canary']}/baseline)"
+        print_decisions(title, canary["decisions"], brief=True)
+    if "serving.log_query" in found:
+        query = found["serving.log_query"]
+        console.print(f"[bold]steward logs query[/] {' '.join(query['sql'].split())!r}")
+        print_table(
+            "the prediction log by variant",
+            query["columns"],
+            ([str(v) for v in row.values()] for row in query["rows"]),
         )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from steward.cli._canary import canary_app
 from steward.cli._common import HomeOption, JsonOption, connect_client
 from steward.cli._output import console, print_json, print_table
 from steward.core import InvalidInputError
@@ -24,6 +25,7 @@ deployments_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
+deployments_app.add_typer(canary_app, name="canary")
 
 ModelOption = Annotated[
     list[str] | None,

@@ -21,6 +21,7 @@ from steward.demo._features import run_feature_store
 from steward.demo._fraud import make_fraud_data
 from steward.demo._governance import approver_client, govern_challenger
 from steward.demo._registry import register_best
+from steward.demo._serving import run_serving
 from steward.demo._training import EXPERIMENT, features, split, train_models
 from steward.features import FeatureSettings
 from steward.sdk import Steward
@@ -123,6 +124,12 @@ def _feature_store(st: Steward, report: DemoReport, say: Say) -> None:
     report.add("features", **run_feature_store(st.features, early, folder, say))
 
 
+def _serve(st: Steward, report: DemoReport, say: Say) -> None:
+    """Serve the champion through the gateway, canary the challenger, query the log."""
+    _, late = make_fraud_data()
+    report.steps.extend(run_serving(st, late, home=Path(report.home), say=say))
+
+
 def run_demo(home: Path, *, say: Say = lambda _: None) -> DemoReport:
     """Run the demo in ``home`` (created if needed) and return what it did."""
     settings = load_settings(StoreSettings, home=home, database_url=None, artifact_uri=None)
@@ -138,6 +145,7 @@ def run_demo(home: Path, *, say: Say = lambda _: None) -> DemoReport:
         _store_artifacts(store, report, say)
         _track_training(st, report, say)
         _feature_store(st, report, say)
+        _serve(st, report, say)
         _show_tamper_detection(store, report, say)
         result = store.audit.verify()
         say(f"audit chain: {result.events} events, verified {'OK' if result.ok else 'BROKEN'}")

@@ -16,7 +16,14 @@ from steward.demo._fraud import FEATURES, LABEL
 from steward.sdk import Steward
 from steward.tracking import Run
 
-__all__ = ["TrainedModel", "features", "retrain_without", "split", "train_models"]
+__all__ = [
+    "TrainedModel",
+    "features",
+    "retrain_on",
+    "retrain_without",
+    "split",
+    "train_models",
+]
 
 EXPERIMENT = "card-fraud"
 DATASET = "card-transactions"
@@ -182,3 +189,27 @@ def retrain_without(
 
 def _auc(model: TrainedModel) -> float:
     return float(model.run.metrics["holdout_auc"])
+
+
+def retrain_on(
+    st: Steward,
+    run: Run,
+    data: pa.Table,
+    *,
+    folder: Path,
+    columns: Sequence[str] = FEATURES,
+    seed: int = 7,
+) -> TrainedModel:
+    """Train ``run``'s candidate again, as a new run, on ``data`` (first 75% train, by time)."""
+    family = str(run.params["model"])
+    factory, params = _candidates(seed)[family]
+    return _fit_run(
+        st,
+        data,
+        folder,
+        name=f"{family}-recent",
+        factory=factory,
+        params={**params, "retrained_from": run.id},
+        columns=columns,
+        seed=seed,
+    )

@@ -11,6 +11,8 @@ from steward.serving._batching import BatchOutputError, BatchStats, MicroBatcher
 from steward.serving._cache import CacheStats, ResponseCache
 from steward.serving._canary import CanaryAnalysis, CanaryMetrics, Decision
 from steward.serving._canary_plan import CanaryPlan, CanaryState
+from steward.serving._canary_service import CanaryReport, CanaryService
+from steward.serving._canary_store import CanaryRecord
 from steward.serving._deployment_models import (
     Deployment,
     DeploymentRevision,
@@ -60,6 +62,9 @@ __all__ = [
     "CanaryAnalysis",
     "CanaryMetrics",
     "CanaryPlan",
+    "CanaryRecord",
+    "CanaryReport",
+    "CanaryService",
     "CanaryState",
     "CircuitBreaker",
     "CircuitOpenError",

@@ -1,12 +1,13 @@
 """Progressive canary analysis: a pure state machine from window statistics to decisions.
 
 A :class:`CanaryPlan` moves a canary variant through traffic steps (by default
-5 → 10 → 25 → 50 → 100 %).  At each step, :meth:`CanaryAnalysis.evaluate`
-compares the canary's window of traffic with the baseline's and returns a
-:class:`Decision`:
+5 → 10 → 25 → 50 → 100 %, optionally after a shadow stage at 0 %).  At each
+step, :meth:`CanaryAnalysis.evaluate` compares the canary's window of traffic
+with the baseline's and returns a :class:`Decision`:
 
 - ``hold``: not enough data yet (too few requests or prediction samples on
-  either side) or the step has not run its minimum duration;
+  either side; errors and latency are judged once the requests are there, even
+  while prediction samples are short) or the step has not run its minimum duration;
 - ``rollback``: a check failed: error-rate delta, p95 latency ratio, or the
   PSI of the canary's predictions against the baseline's (``steward.quality``);
   or the canary's errors already make the error-rate check fail whatever the
@@ -14,6 +15,9 @@ compares the canary's window of traffic with the baseline's and returns a
 - ``promote_step``: every check passed for long enough; move to the next step;
 - ``complete``: the checks passed at the last step below 100 %: the canary
   takes all traffic.
+
+In the shadow stage the canary's window holds its mirrored calls; the checks are
+the same.
 
 No I/O, no clock of its own: the caller passes the windows and the time, so
 the same inputs always give the same decision.  Every decision carries its
@@ -33,7 +37,14 @@ from steward.quality import DriftDetector
 from steward.serving._canary_plan import CanaryPlan, CanaryState
 from steward.serving._windows import Sample, WindowStats
 
-__all__ = ["CanaryAnalysis", "CanaryMetrics", "Check", "Decision", "DecisionKind"]
+__all__ = [
+    "CanaryAnalysis",
+    "CanaryMetrics",
+    "Check",
+    "Decision",
+    "DecisionKind",
+    "share_text",
+]
 
 DecisionKind = Literal["promote_step", "hold", "rollback", "complete"]
 
@@ -135,6 +146,11 @@ class Decision:
         }
 
 
+def share_text(share: float) -> str:
+    """Say where a canary stands: ``in shadow`` at 0 %, else ``at 25 %``."""
+    return "in shadow" if share == 0 else f"at {share:g} %"
+
+
 def _finite(value: Any) -> Any:
     # The audit chain's canonical JSON has no inf/NaN; an unbounded ratio is recorded as None.
     if isinstance(value, float) and not math.isfinite(value):
@@ -190,17 +206,22 @@ class CanaryAnalysis:
         early = self._certain_error_failure(metrics)
         if early is not None:
             return self._decide("rollback", state, now, metrics, (early,), (early.detail,))
-        waiting = self._waiting_for_data(metrics)
+        waiting = self._waiting_for_requests(metrics)
         if waiting:
             return self._decide("hold", state, now, metrics, (), tuple(waiting))
-        checks = (
-            self._error_check(metrics),
-            self._latency_check(metrics),
-            self._psi_check(canary.predictions.values, baseline.predictions.values),
-        )
+        # Errors and latency are judged as soon as the requests are there: a canary
+        # whose every call fails has no predictions to wait for.
+        checks: tuple[Check, ...] = (self._error_check(metrics), self._latency_check(metrics))
+        waiting = self._waiting_for_samples(metrics)
+        if waiting:
+            checks += (Check("prediction_psi", None, self.plan.max_psi or 0.0, None, waiting[0]),)
+        else:
+            checks += (self._psi_check(canary.predictions.values, baseline.predictions.values),)
         failed = tuple(c.detail for c in checks if c.passed is False)
         if failed:
             return self._decide("rollback", state, now, metrics, checks, failed)
+        if waiting:
+            return self._decide("hold", state, now, metrics, checks, tuple(waiting))
         if metrics.step_seconds < plan.min_step_seconds:
             reason = (
                 f"checks pass; the step has run {metrics.step_seconds:.0f} s of the "
@@ -208,10 +229,10 @@ class CanaryAnalysis:
             )
             return self._decide("hold", state, now, metrics, checks, (reason,))
         kind: DecisionKind = (
-            "complete" if state.step_index + 2 >= len(plan.steps) else "promote_step"
+            "complete" if state.step_index + 2 >= len(plan.stages) else "promote_step"
         )
-        target = plan.steps[state.step_index + 1]
-        reason = f"every check passed at {state.share:g} %; moving to {target:g} %"
+        target = plan.stages[state.step_index + 1]
+        reason = f"every check passed {share_text(state.share)}; moving to {target:g} %"
         return self._decide(kind, state, now, metrics, checks, (reason,))
 
     def abort(self, state: CanaryState, reason: str, now: datetime) -> Decision:
@@ -233,10 +254,10 @@ class CanaryAnalysis:
                 f"the canary is {state.status.replace('_', ' ')}; nothing is left to decide "
                 "(start a new canary to try again)"
             )
-        if not 0 <= state.step_index < len(self.plan.steps) - 1:
+        if not 0 <= state.step_index < len(self.plan.stages) - 1:
             raise InvalidInputError(
-                f"canary step index {state.step_index} is outside the plan's steps "
-                f"{list(self.plan.steps)} (the last step is completion, never analysed)"
+                f"canary step index {state.step_index} is outside the plan's stages "
+                f"{list(self.plan.stages)} (the last step is completion, never analysed)"
             )
 
     def _certain_error_failure(self, m: CanaryMetrics) -> Check | None:
@@ -259,21 +280,24 @@ class CanaryAnalysis:
             f"allowed +{self.plan.max_error_rate_delta:.2%}",
         )
 
-    def _waiting_for_data(self, m: CanaryMetrics) -> list[str]:
+    def _waiting_for_requests(self, m: CanaryMetrics) -> list[str]:
         plan = self.plan
-        waiting = [
+        return [
             f"the {side} has {count} of the {plan.min_requests} requests a step needs"
             for side, count in (("canary", m.canary_requests), ("baseline", m.baseline_requests))
             if count < plan.min_requests
         ]
-        if plan.max_psi is not None:
-            waiting += [
-                f"the {side} has {count} of the {plan.min_prediction_samples} prediction samples "
-                "the PSI check needs"
-                for side, count in (("canary", m.canary_samples), ("baseline", m.baseline_samples))
-                if count < plan.min_prediction_samples
-            ]
-        return waiting
+
+    def _waiting_for_samples(self, m: CanaryMetrics) -> list[str]:
+        plan = self.plan
+        if plan.max_psi is None:
+            return []
+        return [
+            f"the {side} has {count} of the {plan.min_prediction_samples} prediction samples "
+            "the PSI check needs"
+            for side, count in (("canary", m.canary_samples), ("baseline", m.baseline_samples))
+            if count < plan.min_prediction_samples
+        ]
 
     def _error_check(self, m: CanaryMetrics) -> Check:
         canary_rate, baseline_rate = m.canary_error_rate or 0.0, m.baseline_error_rate or 0.0
@@ -339,7 +363,7 @@ class CanaryAnalysis:
         checks: tuple[Check, ...],
         reasons: tuple[str, ...],
     ) -> Decision:
-        steps = self.plan.steps
+        steps = self.plan.stages
         if kind == "rollback":
             after = replace(state, share=0.0, status="rolled_back")
         elif kind == "complete":

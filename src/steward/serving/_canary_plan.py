@@ -3,6 +3,12 @@
 :class:`CanaryPlan` is stored with the canary (JSON through ``to_dict``);
 :class:`CanaryState` is where a canary stands.  The analysis that moves a
 canary from step to step is :class:`~steward.serving._canary.CanaryAnalysis`.
+
+A plan with ``shadow_first`` starts with a shadow stage (share 0): the canary
+gets a mirrored copy of the traffic, its outputs logged and never returned,
+and must pass the same checks before it answers its first share of requests.
+The stages a canary walks are ``plan.stages``: ``(0, *steps)`` with a shadow
+stage, else ``steps``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ class CanaryPlan:
         min_prediction_samples: prediction samples each side needs for the PSI check.
         min_step_seconds: the least time a step runs before promotion.
         psi_bins: quantile bins of the PSI on numeric predictions.
+        shadow_first: start with a shadow stage (share 0, mirrored traffic only)
+            before the first step.
 
     Raises:
         InvalidInputError: a setting out of range; the message names it.
@@ -50,6 +58,7 @@ class CanaryPlan:
     min_prediction_samples: int = 200
     min_step_seconds: float = 300.0
     psi_bins: int = 10
+    shadow_first: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(float(s) for s in self.steps))
@@ -73,6 +82,15 @@ class CanaryPlan:
         _in_range("min_step_seconds", self.min_step_seconds, 0.0, math.inf)
         if self.max_psi is not None:
             _in_range("max_psi", self.max_psi, 0.0, math.inf)
+        if not isinstance(self.shadow_first, bool):
+            raise InvalidInputError(
+                f"canary plan shadow_first must be true or false, got {self.shadow_first!r}"
+            )
+
+    @property
+    def stages(self) -> tuple[float, ...]:
+        """The shares a canary walks through: a leading 0 (shadow) when ``shadow_first``."""
+        return (0.0, *self.steps) if self.shadow_first else self.steps
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict that :meth:`from_dict` reads back."""
@@ -85,6 +103,7 @@ class CanaryPlan:
             "min_prediction_samples": self.min_prediction_samples,
             "min_step_seconds": self.min_step_seconds,
             "psi_bins": self.psi_bins,
+            "shadow_first": self.shadow_first,
         }
 
     @classmethod
@@ -130,8 +149,9 @@ class CanaryState:
     """Where a canary stands: its step, since when, and whether it is still running.
 
     Attributes:
-        step_index: the index in ``plan.steps`` of the current step.
-        share: the canary's current traffic share in percent (0 after a rollback).
+        step_index: the index in ``plan.stages`` of the current step.
+        share: the canary's current traffic share in percent (0 in the shadow
+            stage and after a rollback).
         step_started_at: when the current step began (its window's start).
         status: ``running``, ``complete`` or ``rolled_back``.
     """
@@ -144,7 +164,7 @@ class CanaryState:
     @classmethod
     def start(cls, plan: CanaryPlan, now: datetime) -> CanaryState:
         """Return the state of a canary starting its first step at ``now``."""
-        return cls(step_index=0, share=plan.steps[0], step_started_at=now)
+        return cls(step_index=0, share=plan.stages[0], step_started_at=now)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""

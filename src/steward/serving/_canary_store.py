@@ -9,11 +9,17 @@ unit of work.  Reads take a plain connection.
 Two workers may analyse the same canary at once; :func:`record_decision` only
 applies a decision to the step it was made for, so the second one gets a
 :class:`~steward.core.ConflictError` instead of skipping a step.
+
+Gateway workers publish their window of the current step with
+:func:`publish_window` (one row per worker, replaced at each publication);
+:func:`merged_window` adds them up for whoever decides.  Windows are
+statistics, not anyone's change: publishing is not audited.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,15 +30,21 @@ from sqlalchemy.engine import Connection
 from steward.core import ConflictError, InvalidInputError, NotFoundError, canonical_json, new_id
 from steward.serving._canary import Decision
 from steward.serving._canary_plan import CanaryPlan, CanaryState
-from steward.serving._tables import canaries, canary_decisions
+from steward.serving._tables import canaries, canary_decisions, canary_windows
+from steward.serving._windows import WindowStats
 from steward.store import UnitOfWork
 
 __all__ = [
     "CanaryRecord",
     "StoredDecision",
+    "delete_windows",
+    "find_latest_canary",
     "find_running_canary",
     "get_canary",
     "list_canary_decisions",
+    "list_running_canaries",
+    "merged_window",
+    "publish_window",
     "record_decision",
     "start_canary",
 ]
@@ -156,8 +168,16 @@ def start_canary(
     return record
 
 
-def record_decision(uow: UnitOfWork, canary_id: str, decision: Decision) -> CanaryRecord:
+def record_decision(
+    uow: UnitOfWork, canary_id: str, decision: Decision, *, source: str | None = None
+) -> CanaryRecord:
     """Store a decision and the canary's new state; audit it as ``canary.<kind>`` with its numbers.
+
+    Args:
+        uow: the unit of work.
+        canary_id: the canary decided on.
+        decision: the analysis's decision.
+        source: where the windows came from (e.g. ``prediction log``), for the audit chain.
 
     Raises:
         NotFoundError: no canary has this id.
@@ -189,6 +209,8 @@ def record_decision(uow: UnitOfWork, canary_id: str, decision: Decision) -> Cana
             "decision was made; analyse it again"
         )
     details = decision.to_dict()
+    if source is not None:
+        details["source"] = source
     uow.conn.execute(
         canary_decisions.insert().values(
             canary_id=canary_id,
@@ -235,6 +257,28 @@ def find_running_canary(conn: Connection, deployment: str) -> CanaryRecord | Non
     return None if row is None else _record(row)
 
 
+def find_latest_canary(conn: Connection, deployment: str) -> CanaryRecord | None:
+    """Return the deployment's newest canary, running or finished, or None."""
+    row = (
+        conn.execute(
+            sa.select(canaries)
+            .where(canaries.c.deployment == deployment)
+            .order_by(canaries.c.created_at.desc(), canaries.c.id.desc())
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else _record(row)
+
+
+def list_running_canaries(conn: Connection) -> list[CanaryRecord]:
+    """Return every running canary, by deployment."""
+    rows = conn.execute(
+        sa.select(canaries).where(canaries.c.status == "running").order_by(canaries.c.deployment)
+    ).mappings()
+    return [_record(row) for row in rows]
+
+
 def list_canary_decisions(conn: Connection, canary_id: str) -> list[StoredDecision]:
     """Return every decision about a canary, oldest first.
 
@@ -278,3 +322,75 @@ def _record(row: Any) -> CanaryRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+def publish_window(
+    conn: Connection,
+    canary_id: str,
+    step_index: int,
+    worker: str,
+    sides: Mapping[str, WindowStats],
+    now: datetime,
+) -> None:
+    """Replace ``worker``'s windows of a canary step (cumulative since the step began).
+
+    Args:
+        conn: a connection in a write transaction.
+        canary_id: the canary.
+        step_index: the step the windows belong to.
+        worker: the publishing worker's id; each worker writes only its own row,
+            so concurrent publications never collide.
+        sides: ``{"canary": window, "baseline": window}``.
+        now: the time of publication.
+    """
+    key = (
+        canary_windows.c.canary_id == canary_id,
+        canary_windows.c.step_index == step_index,
+        canary_windows.c.worker == worker,
+    )
+    data = {side: window.to_dict() for side, window in sides.items()}
+    values = {
+        "requests": sum(d["requests"] for d in data.values()),
+        "window": json.dumps({"sides": data}),
+        "updated_at": now,
+    }
+    if conn.execute(canary_windows.update().where(*key).values(**values)).rowcount == 0:
+        conn.execute(
+            canary_windows.insert().values(
+                canary_id=canary_id, step_index=step_index, worker=worker, **values
+            )
+        )
+
+
+def merged_window(
+    conn: Connection, canary_id: str, step_index: int
+) -> dict[str, tuple[WindowStats, int]]:
+    """Return each variant's window of a step, summed over every worker that published one.
+
+    Returns:
+        ``{"canary": (window, workers), "baseline": (window, workers)}``; sides that no
+        worker published are missing.
+    """
+    rows = conn.execute(
+        sa.select(canary_windows.c.worker, canary_windows.c.window)
+        .where(canary_windows.c.canary_id == canary_id, canary_windows.c.step_index == step_index)
+        .order_by(canary_windows.c.worker)
+    )
+    merged: dict[str, tuple[WindowStats, int]] = {}
+    for row in rows:
+        for side, data in json.loads(row.window)["sides"].items():
+            window = WindowStats.from_dict(data)
+            if side in merged:
+                total, workers = merged[side]
+                total.merge(window)
+                merged[side] = (total, workers + 1)
+            else:
+                merged[side] = (window, 1)
+    return merged
+
+
+def delete_windows(conn: Connection, canary_id: str) -> int:
+    """Delete every published window of a canary; return how many rows went."""
+    return conn.execute(
+        canary_windows.delete().where(canary_windows.c.canary_id == canary_id)
+    ).rowcount

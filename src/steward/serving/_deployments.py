@@ -27,9 +27,9 @@ from steward.serving._deployment_models import (
 )
 from steward.serving._deployment_tables import deployment_revisions, deployments
 from steward.serving._routing_spec import RoutingSpec, Variant
-from steward.store import Store
+from steward.store import Store, UnitOfWork
 
-__all__ = ["DeploymentService"]
+__all__ = ["WRITE_SCOPE", "DeploymentService", "append_revision"]
 
 WRITE_SCOPE = "deployments:write"
 
@@ -83,7 +83,7 @@ class DeploymentService:
         routing = with_salt(_spec(spec), name)
         options = _settings(settings)
         options.check_variants(routing.names)
-        resolved, requested = self._resolve(name, routing, production=production)
+        resolved, requested = self.resolve(name, routing, production=production)
         with self.store.unit_of_work() as uow:
             if _row(uow.conn, name) is not None:
                 raise ConflictError(
@@ -159,7 +159,7 @@ class DeploymentService:
         else:
             options = current.latest.settings.merged(settings)
         options.check_variants(routing_in.names)
-        resolved, requested = self._resolve(name, routing_in, production=prod)
+        resolved, requested = self.resolve(name, routing_in, production=prod)
         if spec is None:
             requested = dict(current.latest.requested)
         return self._append(name, resolved, requested, options, prod, reason, None, "update")
@@ -179,7 +179,7 @@ class DeploymentService:
         self.store.authorize(WRITE_SCOPE, resource=f"deployment:{name}")
         target = self.get_revision(name, revision)
         current = self.get(name)
-        self._resolve(name, target.spec, production=current.production)
+        self.resolve(name, target.spec, production=current.production)
         return self._append(
             name,
             target.spec,
@@ -262,9 +262,19 @@ class DeploymentService:
 
     # -- helpers -----------------------------------------------------------
 
-    def _resolve(
+    def resolve(
         self, name: str, spec: RoutingSpec, *, production: bool
     ) -> tuple[RoutingSpec, dict[str, str]]:
+        """Resolve every variant's reference to a concrete version that may be deployed.
+
+        Returns:
+            The spec with concrete versions, and variant -> the reference as given.
+
+        Raises:
+            NotFoundError: a reference points nowhere.
+            ConflictError: a version is archived, or not in production for a
+                production deployment.
+        """
         variants = []
         requested: dict[str, str] = {}
         for variant in spec.variants:
@@ -299,45 +309,91 @@ class DeploymentService:
         action: str,
     ) -> Deployment:
         with self.store.unit_of_work() as uow:
-            row = _row(uow.conn, name, lock=True)
-            if row is None:
-                raise NotFoundError(_missing(uow.conn, name))
-            revision = row.latest_revision + 1
-            now = uow.clock.now()
-            _insert_revision(
-                uow.conn,
-                name,
-                revision,
-                spec,
-                requested,
-                options,
-                production,
-                reason,
-                rollback_of,
-                uow.actor,
-                now,
-            )
-            uow.conn.execute(
-                deployments.update()
-                .where(deployments.c.name == name)
-                .values(latest_revision=revision, production=production, updated_at=now)
-            )
-            uow.audit(
-                f"deployment.{action}",
-                "deployment",
-                name,
-                {
-                    "revision": revision,
-                    "previous": row.latest_revision,
-                    "rollback_of": rollback_of,
-                    "spec": spec.to_dict(),
-                    "requested": requested,
-                    "settings": options.to_dict(),
-                    "production": production,
-                    "reason": reason,
-                },
+            append_revision(
+                uow, name, spec, requested, options, production, reason, rollback_of, action
             )
         return self.get(name)
+
+
+def append_revision(
+    uow: UnitOfWork,
+    name: str,
+    spec: RoutingSpec,
+    requested: dict[str, str],
+    options: DeploymentSettings,
+    production: bool,
+    reason: str | None,
+    rollback_of: int | None,
+    action: str,
+    *,
+    expected_revision: int | None = None,
+) -> int:
+    """Append a revision in ``uow`` and audit it as ``deployment.<action>``; return its number.
+
+    The caller has authorized the change and resolved ``spec``; the deployment's row
+    is locked, so concurrent appends get consecutive numbers.
+
+    Args:
+        uow: the unit of work the revision and its audit event join.
+        name: the deployment.
+        spec: the resolved routing spec.
+        requested: variant -> the reference as given.
+        options: the settings.
+        production: the deployment's production flag.
+        reason: why, for the audit trail.
+        rollback_of: the revision this one copies, for a rollback.
+        action: the audit action's suffix (``update``, ``rollback``, ``canary``).
+        expected_revision: when given, append only if this is still the latest
+            revision (the spec was derived from it).
+
+    Raises:
+        NotFoundError: no such deployment.
+        ConflictError: the latest revision is not ``expected_revision``.
+    """
+    row = _row(uow.conn, name, lock=True)
+    if row is None:
+        raise NotFoundError(_missing(uow.conn, name))
+    if expected_revision is not None and row.latest_revision != expected_revision:
+        raise ConflictError(
+            f"deployment {name!r} moved to revision {row.latest_revision} while a change based "
+            f"on revision {expected_revision} was being made; try again"
+        )
+    revision: int = row.latest_revision + 1
+    now = uow.clock.now()
+    _insert_revision(
+        uow.conn,
+        name,
+        revision,
+        spec,
+        requested,
+        options,
+        production,
+        reason,
+        rollback_of,
+        uow.actor,
+        now,
+    )
+    uow.conn.execute(
+        deployments.update()
+        .where(deployments.c.name == name)
+        .values(latest_revision=revision, production=production, updated_at=now)
+    )
+    uow.audit(
+        f"deployment.{action}",
+        "deployment",
+        name,
+        {
+            "revision": revision,
+            "previous": row.latest_revision,
+            "rollback_of": rollback_of,
+            "spec": spec.to_dict(),
+            "requested": requested,
+            "settings": options.to_dict(),
+            "production": production,
+            "reason": reason,
+        },
+    )
+    return revision
 
 
 def _spec(spec: RoutingSpec | Mapping[str, Any] | Sequence[Variant]) -> RoutingSpec:

@@ -263,8 +263,26 @@ class _Handlers:
             records if fetched is None else fetched.model_records(variant.variant.name, records)
         )
         block = prepare_block(variant.model.signature, model_records)
-        async with self.worker.residency.use(variant.slot):
-            result = await runtime.call(variant, block, model_records)
+        try:
+            async with self.worker.residency.use(variant.slot):
+                result = await runtime.call(variant, block, model_records)
+        except ModelFailedError as exc:  # logged (and counted for canaries) before its 503
+            failed = PredictionRecord(
+                request_id=request_id,
+                ts=ts,
+                deployment=runtime.name,
+                revision=runtime.revision.revision,
+                variant=variant.variant.name,
+                model_version=variant.variant.model,
+                inputs=inputs,
+                features=None if fetched is None else fetched.log_entry(),
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+                caller=caller.name,
+                test=route.test,
+                error=str(exc)[:500],
+            )
+            await self._served(runtime, failed)
+            raise
         if route.test:
             variant.test_requests += 1
         else:
@@ -299,7 +317,7 @@ class _Handlers:
             fallback=result.fallback,
             error=result.error,
         )
-        await self.worker.log_for(revision.settings.log_mode).append_async(record)
+        await self._served(runtime, record)
         metrics = self.worker.metrics
         labels = (runtime.name, variant.variant.name)
         if result.fallback:
@@ -317,6 +335,19 @@ class _Handlers:
                 "fallback": result.fallback,
                 "test": route.test,
             }
+        )
+
+    async def _served(self, runtime: DeploymentRuntime, record: PredictionRecord) -> None:
+        """Log what a request got (an answer, a fallback or a failure) and count it for canaries."""
+        await self.worker.log_for(runtime.revision.settings.log_mode).append_async(record)
+        self.worker.canaries.observe(
+            record.deployment,
+            record.variant,
+            record.latency_ms,
+            shadow=record.shadow,
+            test=record.test,
+            error=record.error is not None,
+            outputs=record.outputs,
         )
 
     def _mirror(
@@ -392,7 +423,7 @@ class _Handlers:
             error=error,
         )
         try:
-            await self.worker.log_for(runtime.revision.settings.log_mode).append_async(record)
+            await self._served(runtime, record)
         except StewardError:
             _log.exception("could not log the shadow prediction of %s", request_id)
 

@@ -95,6 +95,22 @@ class GatewaySettings(PredictionLogSettings):
             "idle model is unloaded and reloaded on its next request (none: no budget)."
         ),
     )
+    gateway_canary_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description=(
+            "Seconds between canary rounds: each worker publishes its windows of running "
+            "canaries and (with gateway_canary_decide) analyses them."
+        ),
+    )
+    gateway_canary_decide: bool = Field(
+        default=True,
+        description=(
+            "Let this gateway's workers decide canary steps; off when another process "
+            "decides (e.g. `steward deployments canary step` from the prediction log)."
+        ),
+    )
 
     def memory_budget_bytes(self) -> int | None:
         """Return the model memory budget in bytes, or None when there is none."""

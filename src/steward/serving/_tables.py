@@ -4,6 +4,8 @@
   gateway worker; workers add their deltas with atomic increments.
 - ``serving_canaries``: one row per progressive canary (its plan and where it stands).
 - ``serving_canary_decisions``: every analysis decision with its numbers, in order.
+- ``serving_canary_windows``: each gateway worker's window of the current step
+  (counts, latency sketch, prediction sample), merged by whichever worker decides.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sqlalchemy as sa
 
 from steward.store import UTCDateTime, big_id, metadata
 
-__all__ = ["bandit_arms", "canaries", "canary_decisions"]
+__all__ = ["bandit_arms", "canaries", "canary_decisions", "canary_windows"]
 
 _ID = sa.String(32)
 
@@ -56,4 +58,15 @@ canary_decisions = sa.Table(
     sa.Column("share", sa.Float(), nullable=False),  # the canary's share after the decision
     sa.Column("details", sa.Text(), nullable=False),  # canonical JSON: numbers, checks, reasons
     sa.Index(None, "canary_id", "id"),
+)
+
+canary_windows = sa.Table(
+    "serving_canary_windows",
+    metadata,
+    sa.Column("canary_id", _ID, sa.ForeignKey("serving_canaries.id"), primary_key=True),
+    sa.Column("step_index", sa.Integer(), primary_key=True),
+    sa.Column("worker", sa.String(128), primary_key=True),
+    sa.Column("requests", sa.BigInteger(), nullable=False),
+    sa.Column("window", sa.Text(), nullable=False),  # JSON of WindowStats.to_dict()
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

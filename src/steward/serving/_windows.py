@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from steward.core import InvalidInputError
@@ -289,20 +289,32 @@ class WindowStats:
         self._lock = threading.Lock()
 
     def record(
-        self, latency_ms: float, *, error: bool = False, prediction: Sample | None = None
+        self,
+        latency_ms: float,
+        *,
+        error: bool = False,
+        prediction: Sample | None = None,
+        samples: Sequence[Sample] = (),
     ) -> None:
         """Count one request: its latency, whether it failed, and its prediction (if any).
+
+        Args:
+            latency_ms: the request's latency in milliseconds.
+            error: whether the request failed.
+            prediction: the request's prediction, if any.
+            samples: more predictions of the same request (the rows of a batch).
 
         Raises:
             InvalidInputError: a negative or non-finite latency, or a prediction
                 that is neither a finite number nor a label.
         """
-        sample = None if prediction is None else _sample(prediction)
+        offered = samples if prediction is None else (prediction, *samples)
+        checked = [_sample(value) for value in offered]
         with self._lock:
             self.latency.add(latency_ms)
             self.requests += 1
             self.errors += bool(error)
-            if sample is not None:
+            for sample in checked:
                 self.predictions.add(sample)
 
     @property

@@ -28,6 +28,8 @@ from steward.governance import (
 )
 from steward.registry import RegistryService
 from steward.serving._bandit_store import SqlBanditStateStore
+from steward.serving._canary_controller import CanaryController
+from steward.serving._canary_service import CanaryService
 from steward.serving._deployments import DeploymentService
 from steward.serving._gateway_settings import GatewaySettings
 from steward.serving._limits import AdmissionController, RateLimiter
@@ -102,6 +104,11 @@ class GatewayWorker:
         )
         self.rate_limiter = _rate_limiter(settings)
         self.bandit_store = SqlBanditStateStore(self.store.database)
+        self.canaries = CanaryController(
+            CanaryService(self.deployments),
+            decide=settings.gateway_canary_decide,
+            interval_s=settings.gateway_canary_interval,
+        )
         self.runtimes: dict[str, DeploymentRuntime] = {}
         self.failures: dict[str, LoadFailure] = {}
         self.residency = ModelResidency(settings.memory_budget_bytes(), self._slots)
@@ -131,6 +138,7 @@ class GatewayWorker:
         self.log_for("durable")
         await self.refresh()
         self._poller = asyncio.create_task(self._poll(), name="steward-gateway-poll")
+        self.canaries.start(worker_id=self.log_for("durable").worker_id)
 
     async def refresh(self) -> None:
         """Load revisions that changed since the last look; keep the old ones on failure."""
@@ -259,6 +267,7 @@ class GatewayWorker:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        await self.canaries.close()
         for runtime in self.runtimes.values():
             for task in list(runtime.shadow_tasks):
                 with contextlib.suppress(Exception, asyncio.CancelledError):
