@@ -41,9 +41,11 @@ from steward.features._errors import (
 from steward.features._loader import load_definitions
 from steward.features._materialize import MaterializeReport, ViewMaterialization
 from steward.features._online import (
+    OnlineColumns,
     OnlineRecord,
     OnlineRow,
     OnlineStore,
+    OnlineTransaction,
     RedisOnlineStore,
     SqliteOnlineStore,
     open_online_store,
@@ -75,10 +77,12 @@ __all__ = [
     "FileSource",
     "Freshness",
     "MaterializeReport",
+    "OnlineColumns",
     "OnlineFeatures",
     "OnlineRecord",
     "OnlineRow",
     "OnlineStore",
+    "OnlineTransaction",
     "QuerySource",
     "RedisOnlineStore",
     "Source",
