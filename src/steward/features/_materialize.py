@@ -179,7 +179,8 @@ def latest_rows_sql(read: ViewRead, start: datetime | None, end: datetime) -> st
 
     Output columns: the join keys, ``__ts``, ``__created``, one per feature (named
     as the feature), ``__n`` (source rows of that entity in the window). Latest means
-    the greatest event time, then the greatest created time (none counts as oldest).
+    the greatest event time, then the greatest created time (none counts as oldest),
+    then the first in the source's order (see ``_sources``).
     """
     view = read.view
     keys = ", ".join(quote(k) for k in view.join_keys)
@@ -196,9 +197,9 @@ def latest_rows_sql(read: ViewRead, start: datetime | None, end: datetime) -> st
     return (
         f"SELECT {keys}, {ts} AS {_EVENT}, {created} AS {_CREATED}, {values}, "
         f"count(*) OVER (PARTITION BY {keys}) AS {_COUNT} "
-        f"FROM {read.relation} WHERE {' AND '.join(where)} "
+        f"FROM {read.ordered} WHERE {' AND '.join(where)} "
         f"QUALIFY row_number() OVER (PARTITION BY {keys} "
-        f"ORDER BY {ts} DESC, {created} DESC NULLS LAST) = 1"
+        f"ORDER BY {ts} DESC, {created} DESC NULLS LAST, __order) = 1"
     )
 
 
