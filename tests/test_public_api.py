@@ -256,6 +256,7 @@ PUBLIC = {
         "SqliteOnlineStore",
         "UnknownFeatureError",
         "ViewMaterialization",
+        "ViewProfile",
         "ViewStatus",
         "compute_window_aggregates",
         "load_definitions",

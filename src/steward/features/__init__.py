@@ -55,7 +55,7 @@ from steward.features._pushlog import offline_push_log_path
 from steward.features._service import FeatureStore
 from steward.features._serving import FeatureStatus, OnlineFeatures
 from steward.features._settings import FeatureSettings
-from steward.features._status import Freshness, ViewStatus
+from steward.features._status import Freshness, ViewProfile, ViewStatus
 from steward.features._windows import compute_window_aggregates
 
 __all__ = [
@@ -90,6 +90,7 @@ __all__ = [
     "SqliteOnlineStore",
     "UnknownFeatureError",
     "ViewMaterialization",
+    "ViewProfile",
     "ViewStatus",
     "compute_window_aggregates",
     "load_definitions",
