@@ -38,8 +38,8 @@ from steward.features import (
     SourceSchemaError,
     SqliteOnlineStore,
     UnknownFeatureError,
-    _materialize,
 )
+from steward.features._sample import ValueSample
 from steward.features._tables import feature_materializations, feature_watermarks
 from steward.store import Store, StoreSettings
 
@@ -253,7 +253,7 @@ def test_a_failed_run_leaves_the_online_store_and_the_watermark_as_they_were(
             raise BackendUnavailableError("online store went away")
 
         _count_batches(monkeypatch, features.online_store, calls)
-        monkeypatch.setattr(_materialize._Sample, "profile", broken)
+        monkeypatch.setattr(ValueSample, "profile", broken)
     with pytest.raises(BackendUnavailableError, match="went away"):
         features.materialize(incremental=True, end=at(10), progress=False, batch_rows=4)
     # Batches did reach the store: two of them before the third failed, or all 39 rows.

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -55,10 +54,11 @@ from steward.features._definitions import Definitions, FeatureView
 from steward.features._engine import DuckEngine
 from steward.features._errors import UnknownFeatureError
 from steward.features._online import OnlineStore, OnlineTransaction
+from steward.features._sample import ValueSample
 from steward.features._sources import SQL_TYPES, ViewRead, quote, read_view, timestamp_sql
 from steward.features._tables import feature_materializations, feature_watermarks
 from steward.features._windows import timestamp_literal, utc_naive, window_sql
-from steward.quality import ProfileSettings, ReferenceProfile
+from steward.quality import ReferenceProfile
 from steward.store import Store
 
 __all__ = [
@@ -71,9 +71,6 @@ __all__ = [
 ]
 
 MATERIALIZE_SCOPE = "features:materialize"
-PROFILE_ROWS = 100_000
-# Profiles are stored with every run: keep them small (a sketch of 500 order statistics).
-PROFILE_SETTINGS = ProfileSettings(bins=10, exact_limit=500, sketch_size=500, max_categories=50)
 _EVENT = "__ts"
 _CREATED = "__created"
 _COUNT = "__n"
@@ -231,39 +228,6 @@ def _window_rows(
     return query, table
 
 
-# -- profile ----------------------------------------------------------------------------------
-
-
-class _Sample:
-    """A uniform sample of at most ``cap`` rows over a stream of batches (bottom-k keys)."""
-
-    def __init__(self, columns: Sequence[str], cap: int = PROFILE_ROWS) -> None:
-        self.columns = list(columns)
-        self.cap = cap
-        self._rng = np.random.default_rng(0)
-        self._table: pa.Table | None = None
-        self._keys = np.empty(0)
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        if not self.columns or batch.num_rows == 0:
-            return
-        part = pa.Table.from_batches([batch.select(self.columns)])
-        keys = self._rng.random(part.num_rows)
-        if self._table is not None:
-            part = pa.concat_tables([self._table, part])
-            keys = np.concatenate([self._keys, keys])
-        if len(keys) > self.cap:
-            kept = np.argpartition(keys, self.cap)[: self.cap]
-            part, keys = part.take(pa.array(kept)), keys[kept]
-        self._table, self._keys = part, keys
-
-    def profile(self) -> ReferenceProfile | None:
-        if self._table is None or self._table.num_rows == 0:
-            return None
-        profile = ReferenceProfile.build(self._table, settings=PROFILE_SETTINGS, n_jobs=1)
-        return profile if profile.columns else None
-
-
 # -- the run ----------------------------------------------------------------------------------
 
 
@@ -416,7 +380,7 @@ def _write_batches(
 ) -> ReferenceProfile | None:
     # Every batch into the transaction, sampled for the profile; nothing is applied yet.
     view = run.view
-    sample = _Sample([f.name for f in view.output_features if not f.pii])
+    sample = ValueSample([f.name for f in view.output_features if not f.pii])
     created = view.source.created_timestamp_field is not None and not view.is_window
     for batch in _batches(conn, read, run, batch_rows):
         run.rows_read += int(pc.sum(batch.column(_COUNT)).as_py() or 0)

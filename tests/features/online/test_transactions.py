@@ -62,10 +62,11 @@ def test_rollback_leaves_the_view_as_it_was(store: OnlineStore) -> None:
             OnlineRow(("b",), {"x": 2, "s": None}, _t(0)),
         ],
     )
-    keys = ["a", "b", "c"]
+    store.write("v", [OnlineRow(("q\x1f'\x1e\"",), {"x": 7, "s": "ü\n"}, _t(0))])
+    keys = ["a", "b", "c", "q\x1f'\x1e\"", "ünï ✓"]  # hostile keys are only data
     before = _snapshot(store, keys, ["x", "s"])
     transaction = store.begin("v")
-    _stage(transaction, _batch(keys, [5, 5, 5], x=[10, 20, 30], s=["n", "n", "n"]))
+    _stage(transaction, _batch(keys, [5] * 5, x=[10, 20, 30, 40, 50], s=["n"] * 5))
     _stage(transaction, _batch(["a"], [6], x=[11], s=["again"]))  # the same entity twice
     transaction.rollback()
     assert _snapshot(store, keys, ["x", "s"]) == before

@@ -2,23 +2,28 @@ r"""A transaction of the Redis online store: rows written through, with an undo 
 
 Redis has no transaction that can hold a materialization of millions of rows
 without blocking every reader, so a transaction writes its rows as a plain write
-does (newer rows only) and keeps, for every entity it changed, what it replaced::
+does (newer rows only) and logs what they replaced::
 
     <prefix>undo:<view>                      set    ids of the view's open transactions
-    <prefix>undo:<view>:<id>                 hash   entity hash key -> before \x1e ours
+    <prefix>undo:<view>:<id>                 list   one entry per write-script call
     <prefix>undo:<view>:<id>:lease           string set while the transaction is alive
 
-``before`` is the replaced row (``event\x1fcreated\x1fvalues``, empty when the
-entity had none); ``ours`` is the transaction's last event and created time for
-it. The write script records the entry in the same call that changes the row.
-``commit`` drops the log; ``rollback`` puts back every row the transaction
-still holds (a row that a newer write replaced since is left alone: it would
-have replaced the old one as well), then drops the log. Readers see the rows as
-they are written; after a rollback the view holds what it held before.
+Each entry is a MessagePack array (Redis' ``cmsgpack``) of six values per row the
+call changed: the row's hash key, the replaced event time, created time and
+values (false when the entity had no row), and the times the transaction wrote.
+The write script appends its entry in the same call that changes the rows, so
+the log never misses a change. ``commit`` drops the log. ``rollback`` takes the
+entries newest first, one script call each (the entry is popped by the call that
+applies it, so an interrupted rollback resumes where it stopped), and puts back
+each row that still holds the times the transaction wrote; a row a newer write
+replaced since is left alone (that write would have replaced the old row too).
+Undoing newest first also handles an entity written twice: its last change is
+undone to its first one's result, then that to what was there before. Readers
+see the rows as they are written; after a rollback the view holds what it held.
 
 A process that dies mid-transaction stops renewing its lease (a thread renews
 it every few seconds); the next transaction begun on the view rolls back every
-logged transaction whose lease has expired. The feature kinds a transaction
+logged transaction whose lease has lapsed. The feature kinds a transaction
 records for new features stay after a rollback: they describe no stored value.
 """
 
@@ -37,62 +42,52 @@ __all__ = ["WRITE_UNDO", "RedisTransaction", "recover"]
 
 _LEASE_MS = 60_000  # how long a transaction's lease lasts without renewal
 _RENEW_SECONDS = 10.0
-_UNDO_CHUNK = 500  # entities restored per script call
 
-# KEYS[1]: the undo hash; KEYS[2..]: row hashes; ARGV: event µs, created µs, values per row.
+# KEYS[1]: the undo log; KEYS[2..]: row hashes; ARGV: event µs, created µs, values per row.
 WRITE_UNDO = """
-local undo = KEYS[1]
-local written = 0
+local log, n, written = {}, 0, 0
 for i = 2, #KEYS do
   local at = (i - 2) * 3
   local event = tonumber(ARGV[at + 1])
   local created = tonumber(ARGV[at + 2]) or -math.huge
-  local stored = redis.call('HMGET', KEYS[i], 't', 'c', 'v')
+  local stored = redis.call('HMGET', KEYS[i], 't', 'c')
   local stored_event = tonumber(stored[1])
   if stored_event == nil or event > stored_event
       or (event == stored_event and created > (tonumber(stored[2]) or -math.huge)) then
-    local entry = redis.call('HGET', undo, KEYS[i])
-    local before
-    if entry then
-      before = string.sub(entry, 1, string.find(entry, '\\30', 1, true) - 1)
-    elseif stored[1] then
-      before = stored[1] .. '\\31' .. (stored[2] or '') .. '\\31' .. stored[3]
-    else
-      before = ''
-    end
-    redis.call('HSET', undo, KEYS[i], before .. '\\30' .. ARGV[at + 1] .. '\\31' .. ARGV[at + 2])
+    local values = false
+    if stored[1] then values = redis.call('HGET', KEYS[i], 'v') end
+    log[n + 1], log[n + 2], log[n + 3] = KEYS[i], stored[1], stored[2]
+    log[n + 4], log[n + 5], log[n + 6] = values, ARGV[at + 1], ARGV[at + 2]
+    n = n + 6
     redis.call('HSET', KEYS[i], 't', ARGV[at + 1], 'c', ARGV[at + 2], 'v', ARGV[at + 3])
     written = written + 1
   end
 end
+if n > 0 then
+  redis.call('RPUSH', KEYS[1], cmsgpack.pack(log))
+end
 return written
 """
 
-# KEYS[1]: the undo hash; KEYS[2..]: row hashes it logs. Puts back each row still ours.
+# KEYS[1]: the undo log. Pops its newest entry and undoes it; 0 once the log is empty.
 _ROLLBACK = """
-local undo = KEYS[1]
-local restored = 0
-for i = 2, #KEYS do
-  local entry = redis.call('HGET', undo, KEYS[i])
-  if entry then
-    local split = string.find(entry, '\\30', 1, true)
-    local before = string.sub(entry, 1, split - 1)
-    local now = redis.call('HMGET', KEYS[i], 't', 'c')
-    if now[1] and (now[1] .. '\\31' .. (now[2] or '')) == string.sub(entry, split + 1) then
-      if before == '' then
-        redis.call('DEL', KEYS[i])
-      else
-        local a = string.find(before, '\\31', 1, true)
-        local b = string.find(before, '\\31', a + 1, true)
-        redis.call('HSET', KEYS[i], 't', string.sub(before, 1, a - 1),
-          'c', string.sub(before, a + 1, b - 1), 'v', string.sub(before, b + 1))
-      end
-      restored = restored + 1
+local entry = redis.call('RPOP', KEYS[1])
+if not entry then
+  return 0
+end
+local log = cmsgpack.unpack(entry)
+for j = #log - 5, 1, -6 do
+  local key = log[j]
+  local now = redis.call('HMGET', key, 't', 'c')
+  if now[1] == log[j + 4] and now[2] == log[j + 5] then
+    if log[j + 1] then
+      redis.call('HSET', key, 't', log[j + 1], 'c', log[j + 2], 'v', log[j + 3])
+    else
+      redis.call('DEL', key)
     end
-    redis.call('HDEL', undo, KEYS[i])
   end
 end
-return restored
+return 1
 """
 
 
@@ -116,19 +111,14 @@ def _undo_key(server: _Server, view: str, ident: str) -> str:
 
 
 def _roll_back(server: _Server, view: str, ident: str) -> None:
-    # Restore a chunk of logged rows at a time until the log is empty, then forget it.
+    # Undo the log's entries newest first, one script call each, then forget the log.
     client = server._client
     undo = _undo_key(server, view, ident)
     script = client.register_script(_ROLLBACK)
 
     def work() -> None:
-        cursor = 0
-        while True:
-            cursor, fields = client.hscan(undo, cursor, count=_UNDO_CHUNK)
-            if fields:
-                script(keys=[undo, *fields])
-            if cursor == 0 and not client.exists(undo):
-                break
+        while script(keys=[undo]):
+            pass
         pipe = client.pipeline(transaction=True)
         pipe.delete(undo, f"{undo}:lease")
         pipe.srem(_registry(server, view), ident)
