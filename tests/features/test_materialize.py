@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from tests.features.online._backends import BACKENDS, purge, redis_unavailable, store_url
 from tests.features.online._views import (
     EVENTS_SCHEMA,
     PROFILE_SCHEMA,
@@ -26,9 +29,19 @@ from steward.core import (
     BackendUnavailableError,
     InvalidInputError,
     PermissionDeniedError,
+    load_settings,
 )
-from steward.features import FeatureStore, SourceSchemaError, UnknownFeatureError
+from steward.features import (
+    FeatureSettings,
+    FeatureStore,
+    RedisOnlineStore,
+    SourceSchemaError,
+    SqliteOnlineStore,
+    UnknownFeatureError,
+)
+from steward.features._sample import ValueSample
 from steward.features._tables import feature_materializations, feature_watermarks
+from steward.store import Store, StoreSettings
 
 
 def _scores(features: FeatureStore, keys: list[int]) -> list[Any]:
@@ -138,63 +151,126 @@ def test_a_window_with_a_gap_keeps_the_watermark(profiles: tuple[FeatureStore, P
     assert _watermark(features) == at(60)
 
 
-def test_small_batches_write_everything(feature_store: FeatureStore, tmp_path: Path) -> None:
+def _count_batches(
+    monkeypatch: pytest.MonkeyPatch, online: Any, calls: list[int], *, fail_at: int | None = None
+) -> None:
+    # Every transaction the online store begins counts its batches (and fails at one).
+    begin = online.begin
+
+    def counting_begin(view: str) -> Any:
+        transaction = begin(view)
+        write = transaction.write_batch
+
+        def counting(batch: Any, **kwargs: Any) -> int:
+            calls.append(batch.num_rows)
+            if len(calls) == fail_at:
+                raise BackendUnavailableError("online store went away")
+            staged: int = write(batch, **kwargs)
+            return staged
+
+        transaction.write_batch = counting
+        return transaction
+
+    monkeypatch.setattr(online, "begin", counting_begin)
+
+
+def test_small_batches_write_everything(
+    feature_store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "profiles"
     rows = [profile(k, at(k % 7), float(k)) for k in range(1, 58)]
     write_rows(folder, "part-0", rows, PROFILE_SCHEMA)
     apply(feature_store, profile_view(folder))
-    online = feature_store.online_store
     calls: list[int] = []
-    original = online.write_batch
-
-    def counting(view: str, batch: Any, **kwargs: Any) -> int:
-        calls.append(batch.num_rows)
-        return original(view, batch, **kwargs)
-
-    online.write_batch = counting  # type: ignore[method-assign]
+    _count_batches(monkeypatch, feature_store.online_store, calls)
     report = feature_store.materialize(end=at(10), progress=False, batch_rows=5)
     assert report.rows_written == 57 and sum(calls) == 57
     assert len(calls) >= 12 and max(calls) <= 5
     assert _scores(feature_store, list(range(1, 58))) == [float(k) for k in range(1, 58)]
 
 
-def test_a_failure_midway_leaves_the_watermark_and_a_retry_is_correct(
-    profiles: tuple[FeatureStore, Path],
-) -> None:
-    features, folder = profiles
-    features.materialize(end=at(2), progress=False)
-    assert _watermark(features) == at(2)
-    write_rows(
-        folder, "part-1", [profile(k, at(5), float(k)) for k in range(10, 40)], PROFILE_SCHEMA
-    )
+def _dump(features: FeatureStore) -> dict[str, Any]:
+    # Everything the online store holds, byte for byte: every SQLite table's rows, or
+    # every Redis key under the store's prefix with its content.
     online = features.online_store
-    original = online.write_batch
-    calls = {"n": 0, "written": 0}
+    if isinstance(online, SqliteOnlineStore):
+        conn = sqlite3.connect(online.path)
+        try:
+            names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master ORDER BY 1")]
+            tables = {
+                name: sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall())
+                for name in names
+                if not name.startswith("sqlite_autoindex")
+            }
+            return {"version": conn.execute("PRAGMA user_version").fetchone(), **tables}
+        finally:
+            conn.close()
+    assert isinstance(online, RedisOnlineStore)
+    client = online._client
+    return {key: client.hgetall(key) for key in client.scan_iter(f"{online.prefix}*")}
 
-    def failing(view: str, batch: Any, **kwargs: Any) -> int:
-        calls["n"] += 1
-        if calls["n"] == 3:
+
+@pytest.fixture(params=BACKENDS)
+def on_each_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeatureStore]:
+    """A feature store on a fresh home whose online store is SQLite, then Redis."""
+    home = tmp_path / "home"
+    url = store_url(request.param, tmp_path)
+    store = Store.open(load_settings(StoreSettings, home=home))
+    features = FeatureStore(store, load_settings(FeatureSettings, home=home, online_store_url=url))
+    try:
+        features.online_store  # noqa: B018 - open it now: an unreachable Redis skips here
+    except BackendUnavailableError as exc:
+        features.close()
+        store.close()
+        redis_unavailable(f"Redis is not reachable: {exc}")
+    yield features
+    features.close()
+    store.close()
+    if request.param == "redis":
+        purge(url)
+
+
+@pytest.mark.parametrize("fail", ["third batch", "after the last batch"])
+def test_a_failed_run_leaves_the_online_store_and_the_watermark_as_they_were(
+    on_each_backend: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: str
+) -> None:
+    features = on_each_backend
+    folder = tmp_path / "profiles"
+    write_rows(folder, "part-0", [profile(k, at(1), float(k)) for k in range(1, 6)], PROFILE_SCHEMA)
+    apply(features, profile_view(folder))
+    features.materialize(end=at(2), progress=False)
+    # New values for the same customers, and new customers: what a failed run must not leave.
+    write_rows(
+        folder, "part-1", [profile(k, at(5), 100.0 + k) for k in range(1, 40)], PROFILE_SCHEMA
+    )
+    before = _dump(features)
+    calls: list[int] = []
+    if fail == "third batch":
+        _count_batches(monkeypatch, features.online_store, calls, fail_at=3)
+    else:
+
+        def broken(self: Any) -> None:
             raise BackendUnavailableError("online store went away")
-        written = original(view, batch, **kwargs)
-        calls["written"] += written
-        return written
 
-    online.write_batch = failing  # type: ignore[method-assign]
+        _count_batches(monkeypatch, features.online_store, calls)
+        monkeypatch.setattr(ValueSample, "profile", broken)
     with pytest.raises(BackendUnavailableError, match="went away"):
         features.materialize(incremental=True, end=at(10), progress=False, batch_rows=4)
+    # Batches did reach the store: two of them before the third failed, or all 39 rows.
+    assert len(calls) == 3 if fail == "third batch" else sum(calls) == 39
+    assert _dump(features) == before
     assert _watermark(features) == at(2)
     failed = _runs(features)[-1]
     assert failed.status == "failed" and "went away" in failed.error
-    assert 0 < failed.rows_written == calls["written"] <= 8 and failed.watermark == at(2)
+    assert failed.rows_written == 0 and failed.watermark == at(2)
     events = features.store.audit.list_events(action="features.materialize.failed")
     assert len(events) == 1 and events[0].object_id == "profile"
-    # Retried, the run completes: what was written before the failure is simply not newer.
-    online.write_batch = original  # type: ignore[method-assign]
+    # Retried, the run completes.
+    monkeypatch.undo()
     retry = features.materialize(incremental=True, end=at(10), progress=False, batch_rows=4)
     assert retry.views[0].start == at(2) and _watermark(features) == at(10)
-    assert _scores(features, [1, 2, 3, *range(10, 40)]) == [30.0, 2.0, 4.0] + [
-        float(k) for k in range(10, 40)
-    ]
+    assert retry.rows_written == 39
+    assert _scores(features, list(range(1, 40))) == [100.0 + k for k in range(1, 40)]
 
 
 def test_a_changed_source_fails_and_keeps_the_watermark(

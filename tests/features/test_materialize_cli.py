@@ -1,4 +1,4 @@
-"""``steward features materialize | get | status``."""
+"""``steward features materialize | get | status | profile``."""
 
 from __future__ import annotations
 
@@ -127,6 +127,34 @@ def test_cli_materialize_get_status(
     )
     assert json.loads(out)["views"][0]["start"] == at(10).isoformat()
     assert json.loads(out)["views"][0]["watermark"] == at(30).isoformat()
+
+
+def test_cli_profile_shows_the_stored_profile(
+    home: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run(["features", "profile", "profile", "--home", home], capsys, monkeypatch)
+    assert code == 3 and "no materialization profile yet" in err
+    args = ["features", "materialize", "--end", at(10).isoformat(), "--home", home]
+    code, _, err = run(args, capsys, monkeypatch)
+    assert code == 0, err
+    code, out, err = run(
+        ["features", "profile", "profile", "--home", home, "--json"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    stored = json.loads(out)
+    assert stored["view"] == "profile" and stored["end"] == at(10).isoformat()
+    assert stored["rows_read"] == 3 and stored["rows_written"] == 2
+    assert stored["profiled_rows"] == 2 and stored["skipped"] == {}
+    score, segment = stored["columns"]
+    assert score["name"] == "score" and score["kind"] == "numeric"
+    assert score["min"] == 5.0 and score["max"] == 20.0 and score["missing"] == 0
+    assert segment["name"] == "segment" and sorted(segment["top"]) == [["s20", 1], ["s5", 1]]
+    code, out, _ = run(["features", "profile", "profile", "--home", home], capsys, monkeypatch)
+    assert code == 0 and "Profile of 2 rows" in out and "score" in out and "s20" in out
+    code, out, _ = run(["features", "status", "--home", home], capsys, monkeypatch)
+    assert code == 0 and "2 rows" in out
+    code, _, err = run(["features", "profile", "profil", "--home", home], capsys, monkeypatch)
+    assert code == 3 and "did you mean 'profile'" in err
 
 
 @pytest.mark.parametrize(

@@ -89,10 +89,10 @@ def test_a_failed_run_shows_with_the_watermark_it_kept(views: FeatureStore) -> N
     views.materialize(end=at(9), progress=False)
     online = views.online_store
 
-    def broken(*args: Any, **kwargs: Any) -> int:
+    def broken(*args: Any, **kwargs: Any) -> Any:
         raise BackendUnavailableError("disk full")
 
-    online.write_batch = broken  # type: ignore[method-assign]
+    online.begin = broken  # type: ignore[method-assign]
     with pytest.raises(BackendUnavailableError):
         views.materialize(end=at(9.5), views=["profile"], progress=False)
     status = _by_view(views)["profile"]

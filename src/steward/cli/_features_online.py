@@ -1,4 +1,4 @@
-"""``steward features get | materialize | status``: the online side of the feature store."""
+"""``steward features get | materialize | status | profile``: the feature store's online side."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from steward.cli._output import console, print_json, print_table
 from steward.core import InvalidInputError
 from steward.features import OnlineFeatures, ViewStatus
 
-__all__ = ["get", "materialize", "register", "status"]
+__all__ = ["get", "materialize", "profile", "register", "status"]
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
     app.command("get")(get)
     app.command("materialize")(materialize)
     app.command("status")(status)
+    app.command("profile")(profile)
 
 
 def _when(text: str | None, option: str) -> datetime | None:
@@ -248,7 +249,7 @@ def status(home: HomeOption = None, json: JsonOption = False) -> None:
         return
     print_table(
         f"{len(views)} feature views (times UTC)",
-        ["view", "watermark", "lag", "SLA", "freshness", "last run", "rows written"],
+        ["view", "watermark", "lag", "SLA", "freshness", "last run", "rows written", "profiled"],
         (
             (
                 v.view,
@@ -258,6 +259,7 @@ def status(home: HomeOption = None, json: JsonOption = False) -> None:
                 _freshness(v),
                 f"{v.last_status} {_short(v.last_run_at)}" if v.last_status else "",
                 f"{v.rows_written:,}",
+                f"{v.profiled_rows:,} rows" if v.profiled_rows else "",
             )
             for v in views
         ),
@@ -268,3 +270,31 @@ def status(home: HomeOption = None, json: JsonOption = False) -> None:
                 f"[red]{view.view}: last run failed:[/] {escape(view.last_error or '')}",
                 highlight=False,
             )
+
+
+def profile(
+    view: Annotated[str, typer.Argument(help="The feature view.", show_default=False)],
+    home: HomeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show the profile stored with the view's last materialization (its drift baseline).
+
+    Example: steward features profile customer_profile --json
+    """
+    with open_feature_store(home) as store:
+        stored = store.get_view_profile(view)
+    if json:
+        print_json(stored.as_dict())
+        return
+    window = _short(stored.end)
+    if stored.start is not None:
+        window = f"{_short(stored.start)} .. {window}"
+    console.print(
+        f"[bold]{escape(stored.view)}[/]: profile of the run that finished "
+        f"{_short(stored.finished_at)} UTC (events up to {window}; {stored.rows_read:,} rows "
+        f"read, {stored.rows_written:,} written)",
+        highlight=False,
+    )
+    console.print(stored.profile)
+    for name, reason in stored.profile.skipped.items():
+        console.print(f"[yellow]skipped[/] {escape(name)}: {escape(reason)}", highlight=False)

@@ -41,9 +41,11 @@ from steward.features._errors import (
 from steward.features._loader import load_definitions
 from steward.features._materialize import MaterializeReport, ViewMaterialization
 from steward.features._online import (
+    OnlineColumns,
     OnlineRecord,
     OnlineRow,
     OnlineStore,
+    OnlineTransaction,
     RedisOnlineStore,
     SqliteOnlineStore,
     open_online_store,
@@ -53,7 +55,7 @@ from steward.features._pushlog import offline_push_log_path
 from steward.features._service import FeatureStore
 from steward.features._serving import FeatureStatus, OnlineFeatures
 from steward.features._settings import FeatureSettings
-from steward.features._status import Freshness, ViewStatus
+from steward.features._status import Freshness, ViewProfile, ViewStatus
 from steward.features._windows import compute_window_aggregates
 
 __all__ = [
@@ -75,10 +77,12 @@ __all__ = [
     "FileSource",
     "Freshness",
     "MaterializeReport",
+    "OnlineColumns",
     "OnlineFeatures",
     "OnlineRecord",
     "OnlineRow",
     "OnlineStore",
+    "OnlineTransaction",
     "QuerySource",
     "RedisOnlineStore",
     "Source",
@@ -86,6 +90,7 @@ __all__ = [
     "SqliteOnlineStore",
     "UnknownFeatureError",
     "ViewMaterialization",
+    "ViewProfile",
     "ViewStatus",
     "compute_window_aggregates",
     "load_definitions",

@@ -11,13 +11,23 @@ before ``end`` (or since ``start`` minus that window), stamped with ``end``.
 
 What makes a run safe to fail and to repeat:
 
-- the online store only ever moves forward in event time, so a batch written
-  before a failure holds values that were true, and replaying it changes
-  nothing (running the same materialization twice writes nothing the second time);
+- a view's batches are written in one online transaction (``OnlineStore.begin``):
+  committed together at the end of the view's run, rolled back when anything
+  fails before that, so a failed run leaves the online store as it was;
+- the online store only ever moves forward in event time, so running the same
+  materialization twice writes nothing the second time;
 - the watermark — the event time up to which the online store is complete — is
-  advanced only at the end, in the same transaction that records the run and
-  its audit event, and only when the window started at or before the previous
-  watermark (no gap); a failed run is recorded as failed and leaves it as it was.
+  advanced only after the online commit, in the same transaction that records
+  the run and its audit event, and only when the window started at or before the
+  previous watermark (no gap); a failed run is recorded as failed and leaves it
+  as it was. (Should recording a run fail after its online commit, the rows stay
+  online — true values, newer than what they replaced — and the watermark stays
+  behind them, so the next run repeats the window.)
+
+Ties: among an entity's source rows with the same event time (and the same
+created time, or none), the first in the source's order wins — see
+``ViewRead.order`` — as in point-in-time retrieval, and as the online store keeps
+the row it got first.
 
 A profile of the materialized values (a sample of at most 100,000 rows, PII
 features left out) is stored with each run, as the drift baseline of what
@@ -32,7 +42,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -44,11 +53,12 @@ from steward.core import InvalidInputError, new_id
 from steward.features._definitions import Definitions, FeatureView
 from steward.features._engine import DuckEngine
 from steward.features._errors import UnknownFeatureError
-from steward.features._online import OnlineStore
+from steward.features._online import OnlineStore, OnlineTransaction
+from steward.features._sample import ValueSample
 from steward.features._sources import SQL_TYPES, ViewRead, quote, read_view, timestamp_sql
 from steward.features._tables import feature_materializations, feature_watermarks
 from steward.features._windows import timestamp_literal, utc_naive, window_sql
-from steward.quality import ProfileSettings, ReferenceProfile
+from steward.quality import ReferenceProfile
 from steward.store import Store
 
 __all__ = [
@@ -61,9 +71,6 @@ __all__ = [
 ]
 
 MATERIALIZE_SCOPE = "features:materialize"
-PROFILE_ROWS = 100_000
-# Profiles are stored with every run: keep them small (a sketch of 500 order statistics).
-PROFILE_SETTINGS = ProfileSettings(bins=10, exact_limit=500, sketch_size=500, max_categories=50)
 _EVENT = "__ts"
 _CREATED = "__created"
 _COUNT = "__n"
@@ -169,7 +176,8 @@ def latest_rows_sql(read: ViewRead, start: datetime | None, end: datetime) -> st
 
     Output columns: the join keys, ``__ts``, ``__created``, one per feature (named
     as the feature), ``__n`` (source rows of that entity in the window). Latest means
-    the greatest event time, then the greatest created time (none counts as oldest).
+    the greatest event time, then the greatest created time (none counts as oldest),
+    then the first in the source's order (see ``_sources``).
     """
     view = read.view
     keys = ", ".join(quote(k) for k in view.join_keys)
@@ -186,9 +194,9 @@ def latest_rows_sql(read: ViewRead, start: datetime | None, end: datetime) -> st
     return (
         f"SELECT {keys}, {ts} AS {_EVENT}, {created} AS {_CREATED}, {values}, "
         f"count(*) OVER (PARTITION BY {keys}) AS {_COUNT} "
-        f"FROM {read.relation} WHERE {' AND '.join(where)} "
+        f"FROM {read.ordered} WHERE {' AND '.join(where)} "
         f"QUALIFY row_number() OVER (PARTITION BY {keys} "
-        f"ORDER BY {ts} DESC, {created} DESC NULLS LAST) = 1"
+        f"ORDER BY {ts} DESC, {created} DESC NULLS LAST, __order) = 1"
     )
 
 
@@ -220,39 +228,6 @@ def _window_rows(
     return query, table
 
 
-# -- profile ----------------------------------------------------------------------------------
-
-
-class _Sample:
-    """A uniform sample of at most ``cap`` rows over a stream of batches (bottom-k keys)."""
-
-    def __init__(self, columns: Sequence[str], cap: int = PROFILE_ROWS) -> None:
-        self.columns = list(columns)
-        self.cap = cap
-        self._rng = np.random.default_rng(0)
-        self._table: pa.Table | None = None
-        self._keys = np.empty(0)
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        if not self.columns or batch.num_rows == 0:
-            return
-        part = pa.Table.from_batches([batch.select(self.columns)])
-        keys = self._rng.random(part.num_rows)
-        if self._table is not None:
-            part = pa.concat_tables([self._table, part])
-            keys = np.concatenate([self._keys, keys])
-        if len(keys) > self.cap:
-            kept = np.argpartition(keys, self.cap)[: self.cap]
-            part, keys = part.take(pa.array(kept)), keys[kept]
-        self._table, self._keys = part, keys
-
-    def profile(self) -> ReferenceProfile | None:
-        if self._table is None or self._table.num_rows == 0:
-            return None
-        profile = ReferenceProfile.build(self._table, settings=PROFILE_SETTINGS, n_jobs=1)
-        return profile if profile.columns else None
-
-
 # -- the run ----------------------------------------------------------------------------------
 
 
@@ -274,7 +249,7 @@ def _progress(enabled: bool) -> Progress:
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        TextColumn("{task.completed:,} rows written"),
+        TextColumn("{task.completed:,} rows"),
         TimeElapsedColumn(),
         console=console,
         transient=True,
@@ -371,27 +346,19 @@ def _materialize_view(
     advance: Callable[[int], None],
 ) -> ViewMaterialization:
     view = run.view
-    sample = _Sample([f.name for f in view.output_features if not f.pii])
-    created = view.source.created_timestamp_field is not None and not view.is_window
     conn = engine.cursor()
     try:
         read = read_view(conn, view, view.feature_names, push_log(view.name))
-        for batch in _batches(conn, read, run, batch_rows):
-            run.rows_read += int(pc.sum(batch.column(_COUNT)).as_py() or 0)
-            batch = batch.drop_columns([_COUNT])
-            if not created and _CREATED in batch.schema.names:
-                batch = batch.drop_columns([_CREATED])
-            written = online.write_batch(
-                view.name,
-                batch,
-                join_keys=view.join_keys,
-                event_timestamp=_EVENT,
-                created_timestamp=_CREATED if created else None,
-            )
-            run.rows_written += written
-            sample.add(batch)
-            advance(written)
-        profile = sample.profile()
+        transaction = online.begin(view.name)
+        try:
+            profile = _write_batches(conn, read, run, transaction, batch_rows, advance)
+            run.rows_written = transaction.commit()
+        except BaseException as exc:
+            try:
+                transaction.rollback()
+            except Exception as secondary:  # the online store may be what failed
+                exc.add_note(f"the online transaction could not be rolled back: {secondary}")
+            raise
     except Exception as exc:
         try:
             _record_failure(store, run, exc)
@@ -401,6 +368,34 @@ def _materialize_view(
     finally:
         conn.close()
     return _record_success(store, run, profile)
+
+
+def _write_batches(
+    conn: Any,
+    read: ViewRead,
+    run: _Run,
+    transaction: OnlineTransaction,
+    batch_rows: int,
+    advance: Callable[[int], None],
+) -> ReferenceProfile | None:
+    # Every batch into the transaction, sampled for the profile; nothing is applied yet.
+    view = run.view
+    sample = ValueSample([f.name for f in view.output_features if not f.pii])
+    created = view.source.created_timestamp_field is not None and not view.is_window
+    for batch in _batches(conn, read, run, batch_rows):
+        run.rows_read += int(pc.sum(batch.column(_COUNT)).as_py() or 0)
+        batch = batch.drop_columns([_COUNT])
+        if not created and _CREATED in batch.schema.names:
+            batch = batch.drop_columns([_CREATED])
+        staged = transaction.write_batch(
+            batch,
+            join_keys=view.join_keys,
+            event_timestamp=_EVENT,
+            created_timestamp=_CREATED if created else None,
+        )
+        sample.add(batch)
+        advance(staged)
+    return sample.profile()
 
 
 def _record_success(

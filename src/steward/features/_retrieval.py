@@ -3,7 +3,8 @@
 For an entity row ``(keys, t)`` and a plain view with TTL ``ttl``, the value is
 the one of the source row with the same keys and the latest event time ``s``
 with ``t - ttl < s <= t``; ties on ``s`` are broken by the created timestamp
-(latest wins); no such row gives null.  Window views give their aggregates over
+(latest wins), then by the source's order (first wins, see ``_sources``); no
+such row gives null.  Window views give their aggregates over
 ``(t - w, t]`` (see ``_windows``).
 
 All requested views are answered by one DuckDB query over the Parquet files::
@@ -23,7 +24,14 @@ All requested views are answered by one DuckDB query over the Parquet files::
 
 An ASOF join picks, per entity row, the latest source row at or before the event
 time, so the TTL bound is a check on the one row picked: if it is too old, every
-older one is too.  The entity frame goes in as Arrow and the features come out
+older one is too. Which of several rows with the same time it picks is up to
+the join, so ties are settled before it: with a created time, a ``QUALIFY``
+keeps one row per ``(keys, time)``; without one, the join compares a 128-bit key
+instead of the time, ``event µs * 2^64 + (2^62 - 1 - __order)``, which orders
+rows of one time by the source's order (the entity side's key ends in
+``2^64 - 1``, so every row of its time qualifies). Measured on 1M rows, the
+wider key makes the join about a quarter slower; deduplicating first made it
+three times slower.  The entity frame goes in as Arrow and the features come out
 as Arrow, appended to the caller's table in its row order; pandas is never
 touched on this path.
 """
@@ -44,6 +52,9 @@ from steward.features._sources import SQL_TYPES, ViewRead, quote, read_view, tim
 from steward.features._windows import interval_sql, window_sql
 
 __all__ = ["output_names", "retrieve"]
+
+_HIGH = "(CAST(1 AS HUGEINT) << 64)"  # one event microsecond in the join key
+_FIRST = "4611686018427387903"  # 2^62 - 1: the first row in the source's order ranks highest
 
 
 def output_names(
@@ -85,15 +96,17 @@ def _plain_cte(read: ViewRead, frame: EntityFrame) -> str:
     after = None
     if frame.min_ts is not None and view.ttl is not None:
         after = _minus(frame.min_ts, view.ttl)
+    created = read.created()
+    if created is None:
+        values.append(f"CAST(epoch_us({ts}) AS HUGEINT) * {_HIGH} + ({_FIRST} - __order) AS __k")
     sql = (
         f"SELECT {keys}, {ts} AS __ts, {', '.join(values)} "
-        f"FROM {read.relation} WHERE {read.time_filter(after, frame.max_ts)}"
+        f"FROM {read.ordered} WHERE {read.time_filter(after, frame.max_ts)}"
     )
-    created = read.created()
     if created is not None:
         sql += (
             f" QUALIFY row_number() OVER (PARTITION BY {keys}, {ts} "
-            f"ORDER BY {created} DESC NULLS LAST) = 1"
+            f"ORDER BY {created} DESC NULLS LAST, __order) = 1"
         )
     return sql
 
@@ -113,9 +126,15 @@ def _asof_cte(read: ViewRead, frame: EntityFrame, alias: str) -> str:
     values = ", ".join(
         f"CASE WHEN {fresh} THEN s.__f{j} END AS {alias}_{j}" for j in range(len(read.features))
     )
+    if read.created() is None:
+        key = f"CAST(epoch_us(__ts) AS HUGEINT) * {_HIGH} + ({_HIGH} - 1)"
+        entity = f"(SELECT *, {key} AS __k FROM __entity)"
+        latest = "e.__k >= s.__k"
+    else:
+        entity, latest = "__entity", "e.__ts >= s.__ts"
     return (
-        f"SELECT e.__row, {values} FROM __entity e "
-        f"ASOF LEFT JOIN ({_plain_cte(read, frame)}) s ON {on} AND e.__ts >= s.__ts"
+        f"SELECT e.__row, {values} FROM {entity} e "
+        f"ASOF LEFT JOIN ({_plain_cte(read, frame)}) s ON {on} AND {latest}"
     )
 
 

@@ -31,7 +31,7 @@ from steward.features._retrieval import retrieve
 from steward.features._serving import OnlineFeatures, OnlineReader
 from steward.features._settings import FeatureSettings
 from steward.features._sources import read_view
-from steward.features._status import ViewStatus, read_profile, view_statuses
+from steward.features._status import ViewProfile, ViewStatus, read_profile, view_statuses
 from steward.features._tables import feature_definitions
 from steward.features._windows import compute_window_aggregates
 from steward.quality import ReferenceProfile
@@ -484,6 +484,20 @@ class FeatureStore:
 
     def get_profile(self, view: str) -> ReferenceProfile:
         """Return the profile of the view's last materialization: a drift baseline for serving.
+
+        Raises:
+            UnknownFeatureError: no such view.
+            NotFoundError: the view has no successful materialization with a profile.
+            PermissionDeniedError: the caller lacks ``features:read`` on the view.
+        """
+        return self.get_view_profile(view).profile
+
+    def get_view_profile(self, view: str) -> ViewProfile:
+        """Return the profile of the view's last materialization with the run that stored it.
+
+        Example:
+            >>> features.get_view_profile("customer_profile").profile.rows  # doctest: +SKIP
+            20000
 
         Raises:
             UnknownFeatureError: no such view.

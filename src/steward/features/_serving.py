@@ -4,9 +4,10 @@ The read path is kept lean: what a request needs to know about its features
 (views, join keys, output names, dtypes, TTLs) is planned once per feature list
 and definitions version and cached; authorization is the in-memory check of
 the store's authorizer (PII reads are also audited, by count, never values);
-each view is one ``read`` of the online store (one prepared statement, or one
-Redis round trip for every entity); values are laid out per feature, and times
-turned into datetimes, only when asked for.
+each view is one ``read_columns`` of the online store (one prepared statement,
+or one Redis round trip, for every entity), which hands back one list per
+feature: the answer's columns are those lists, with no object built per entity;
+statuses are worked out, and times turned into datetimes, only when asked for.
 
 Each value comes with a status:
 
@@ -34,7 +35,7 @@ from steward.core import InvalidInputError
 from steward.features._access import authorize_feature_read
 from steward.features._definitions import Definitions, FeatureView, arrow_type
 from steward.features._errors import EntityFrameError, UnknownFeatureError
-from steward.features._online import OnlineRecord, OnlineStore, to_micros
+from steward.features._online import OnlineColumns, OnlineStore, from_micros, to_micros
 from steward.features._retrieval import output_names
 from steward.store import Store
 
@@ -81,13 +82,13 @@ class OnlineFeatures:
         self,
         plan: _Plan,
         entity_rows: Sequence[Mapping[str, Any]],
-        records: list[list[OnlineRecord | None]],
+        columns: list[OnlineColumns],
         now: datetime,
         enforce_ttl: bool,
     ) -> None:
         self._plan = plan
         self._rows = entity_rows
-        self._records = records
+        self._columns = columns
         self._now = now
         self._enforce_ttl = enforce_ttl
 
@@ -110,24 +111,24 @@ class OnlineFeatures:
     def values(self) -> dict[str, list[Any]]:
         """Feature name → values per entity row (None where missing, or expired if enforced)."""
         out: dict[str, list[Any]] = {}
-        for view, records in zip(self._plan.views, self._records, strict=True):
+        for view, read in zip(self._plan.views, self._columns, strict=True):
             cutoff = self._cutoff(view) if self._enforce_ttl else None
             for feature, name in zip(view.features, view.outputs, strict=True):
-                if cutoff is None:
-                    out[name] = [None if r is None else r.values[feature] for r in records]
-                else:
-                    out[name] = [
-                        None if r is None or r.event_us <= cutoff else r.values[feature]
-                        for r in records
+                column = read.values[feature]
+                if cutoff is not None:
+                    column = [
+                        None if event is None or event <= cutoff else value
+                        for value, event in zip(column, read.event_us, strict=True)
                     ]
+                out[name] = column
         return out
 
     @cached_property
     def event_timestamps(self) -> dict[str, list[datetime | None]]:
         """Feature name → event time of the served row per entity row (None: no row)."""
         out: dict[str, list[datetime | None]] = {}
-        for view, records in zip(self._plan.views, self._records, strict=True):
-            times = [None if r is None else r.event_ts for r in records]
+        for view, read in zip(self._plan.views, self._columns, strict=True):
+            times = [None if event is None else from_micros(event) for event in read.event_us]
             for name in view.outputs:
                 out[name] = list(times)
         return out
@@ -136,16 +137,16 @@ class OnlineFeatures:
     def statuses(self) -> dict[str, list[FeatureStatus]]:
         """Feature name → status per entity row (see the module docstring)."""
         out: dict[str, list[FeatureStatus]] = {}
-        for view, records in zip(self._plan.views, self._records, strict=True):
+        for view, read in zip(self._plan.views, self._columns, strict=True):
             cutoff = self._cutoff(view)
             for feature, name in zip(view.features, view.outputs, strict=True):
                 column: list[FeatureStatus] = []
-                for record in records:
-                    if record is None:
+                for value, event in zip(read.values[feature], read.event_us, strict=True):
+                    if event is None:
                         column.append("not_found")
-                    elif cutoff is not None and record.event_us <= cutoff:
+                    elif cutoff is not None and event <= cutoff:
                         column.append("outside_ttl")
-                    elif record.values[feature] is None:
+                    elif value is None:
                         column.append("null")
                     else:
                         column.append("present")
@@ -306,8 +307,8 @@ class OnlineReader:
                 self._plans[cache_key] = plan
         authorize_feature_read(self._store, plan.requested, rows=len(entity_rows), path="online")
         online = self._online()
-        records = [
-            online.read(view.name, _entity_keys(entity_rows, view), view.features)
+        columns = [
+            online.read_columns(view.name, _entity_keys(entity_rows, view), view.features)
             for view in plan.views
         ]
-        return OnlineFeatures(plan, entity_rows, records, self._store.clock.now(), enforce_ttl)
+        return OnlineFeatures(plan, entity_rows, columns, self._store.clock.now(), enforce_ttl)

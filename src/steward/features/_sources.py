@@ -1,10 +1,27 @@
-"""Sources as DuckDB relations: how a view's rows are read, typed and stamped.
+"""Sources as DuckDB relations: how a view's rows are read, typed, stamped and ordered.
 
 Every timestamp is normalized to a naive ``TIMESTAMP`` holding UTC wall time
 (microseconds): naive source columns are taken as UTC, ``TIMESTAMPTZ`` columns
 are converted through their epoch (whatever the session's time zone), nanosecond columns
 are rounded *up* to the next microsecond, so that a value stamped even a
 nanosecond after an event is never taken as known at that event.
+
+Ties: when an entity has several rows with the same event time (and the same
+created time, or no created-time column), the *first* row in the source's order
+wins, in point-in-time retrieval and in materialization alike, as the online
+store keeps the row it got first. The order, ``__order`` in
+:attr:`ViewRead.ordered`, is a BIGINT:
+
+- a file source: the files in path order (as a folder or glob lists them), then
+  the rows in file order: ``file_index << 40 | file_row_number``;
+- the offline push log after every source row, pushes in the order they came:
+  ``1 << 62 | file_index << 40 | file_row_number``;
+- a query source has no order of its own: a hash of the whole row stands in, a
+  choice that is arbitrary but the same on every read of the same data.
+
+(At most 2^22 files and 2^40 rows per file keep these apart.) A source whose
+duplicates differ should have a created-time column: a later created time wins
+everywhere, including online across separate runs and pushes.
 """
 
 from __future__ import annotations
@@ -21,6 +38,7 @@ from steward.features._definitions import FeatureView, FileSource, Source
 from steward.features._errors import SourceSchemaError
 
 __all__ = [
+    "ORDER_COLUMN",
     "SQL_TYPES",
     "SourceSchema",
     "ViewRead",
@@ -43,6 +61,9 @@ _TIMESTAMPS = frozenset(
     {"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE"}
     | {"TIMESTAMPTZ_NS", "DATE"}
 )
+ORDER_COLUMN = "__order"
+_FILE_ORDER = f"(CAST(file_index AS BIGINT) << 40) + file_row_number AS {ORDER_COLUMN}"
+_PUSH_ORDER = f"(CAST(1 AS BIGINT) << 62) + {_FILE_ORDER}"
 # DuckDB type of each feature dtype, as it comes out of retrieval.
 SQL_TYPES = {
     "float64": "DOUBLE",
@@ -86,25 +107,36 @@ def _file_relation(source: FileSource) -> str:
     return f"read_parquet({sql_literal(pattern)}, union_by_name = true)"
 
 
-def source_sql(source: Source, extra_files: list[str] | None = None) -> str:
+def source_sql(
+    source: Source, extra_files: list[str] | None = None, *, ordered: bool = False
+) -> str:
     """Return a SQL relation (usable after ``FROM``) over the source's rows.
 
     ``extra_files`` (Parquet files with the same columns, e.g. the offline push
-    log) are unioned in by column name.
+    log) are unioned in by column name. With ``ordered``, the relation has one
+    more column, ``__order``, the rows' order for breaking ties (module docstring).
 
     Raises:
         SourceSchemaError: a file source's path matches no files.
     """
     if isinstance(source, FileSource):
         relation = _file_relation(source)
+        if ordered:
+            relation = f"(SELECT *, {_FILE_ORDER} FROM {relation})"
+    elif ordered:
+        relation = (
+            f"(SELECT *, CAST(hash(__query) >> 2 AS BIGINT) AS {ORDER_COLUMN} "
+            f"FROM ({source.query}) __query)"
+        )
     else:
         relation = f"({source.query})"
     if not extra_files:
         return relation
     listed = ", ".join(sql_literal(f) for f in extra_files)
+    pushed = f"read_parquet([{listed}], union_by_name = true)"
     return (
         f"(SELECT * FROM {relation} UNION ALL BY NAME "
-        f"SELECT * FROM read_parquet([{listed}], union_by_name = true))"
+        f"SELECT *{', ' + _PUSH_ORDER if ordered else ''} FROM {pushed})"
     )
 
 
@@ -216,12 +248,21 @@ def check_view_schema(view: FeatureView, schema: SourceSchema) -> None:
 
 @dataclass(frozen=True)
 class ViewRead:
-    """One view as a query reads it: which features, from which relation, with which types."""
+    """One view as a query reads it: which features, from which relation, with which types.
+
+    Attributes:
+        view: the feature view.
+        features: the features the query reads.
+        relation: the source's rows (the push log's included).
+        schema: the source's column types.
+        ordered: the same rows with their tie-breaking order, ``__order`` (module docstring).
+    """
 
     view: FeatureView
     features: tuple[str, ...]
     relation: str
     schema: SourceSchema
+    ordered: str
 
     def timestamp(self) -> str:
         """SQL of the view's normalized event time."""
@@ -263,4 +304,10 @@ def read_view(
     """
     schema = describe_source(conn, view.source, extra_files)
     check_view_schema(view, schema)
-    return ViewRead(view, features, source_sql(view.source, extra_files), schema)
+    return ViewRead(
+        view,
+        features,
+        source_sql(view.source, extra_files),
+        schema,
+        source_sql(view.source, extra_files, ordered=True),
+    )

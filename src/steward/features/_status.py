@@ -21,7 +21,7 @@ from steward.features._tables import feature_materializations, feature_watermark
 from steward.quality import ReferenceProfile
 from steward.store import Store
 
-__all__ = ["Freshness", "ViewStatus", "read_profile", "view_statuses"]
+__all__ = ["Freshness", "ViewProfile", "ViewStatus", "read_profile", "view_statuses"]
 
 Freshness = Literal["fresh", "stale", "never", "no_sla"]
 _RUNS = feature_materializations.c
@@ -167,22 +167,68 @@ def _profiled_rows(text: str | None) -> int:
     return int(rows) if isinstance(rows, int) else 0
 
 
-def read_profile(store: Store, view: str) -> ReferenceProfile:
+@dataclass(frozen=True)
+class ViewProfile:
+    """The profile stored with a view's last successful materialization, and that run.
+
+    Attributes:
+        view: the feature view.
+        profile: the materialized values' profile (a sample of at most 100,000 rows,
+            PII features left out): the drift baseline of what serving sees.
+        finished_at: when the run finished.
+        start: the run's event-time window start (None: from the first event).
+        end: the window's end.
+        rows_read: source rows the run read.
+        rows_written: rows the run wrote online.
+    """
+
+    view: str
+    profile: ReferenceProfile
+    finished_at: datetime
+    start: datetime | None
+    end: datetime
+    rows_read: int
+    rows_written: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict: the run, then the profile's rows, columns and skips."""
+        return {
+            "view": self.view,
+            "finished_at": self.finished_at.isoformat(),
+            "start": None if self.start is None else self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "rows_read": self.rows_read,
+            "rows_written": self.rows_written,
+            "profiled_rows": self.profile.rows,
+            "columns": self.profile.describe(),
+            "skipped": dict(self.profile.skipped),
+        }
+
+
+def read_profile(store: Store, view: str) -> ViewProfile:
     """Return the profile of the view's last successful materialization (a drift baseline).
 
     Raises:
         NotFoundError: no successful run of the view recorded a profile.
     """
     with store.database.read() as conn:
-        text = conn.execute(
-            sa.select(_RUNS.profile)
+        run = conn.execute(
+            sa.select(feature_materializations)
             .where(_RUNS.view == view, _RUNS.status == "succeeded", _RUNS.profile.is_not(None))
             .order_by(_RUNS.finished_at.desc())
             .limit(1)
-        ).scalar()
-    if not text:
+        ).first()
+    if run is None or not run.profile:
         raise NotFoundError(
             f"view {view!r} has no materialization profile yet; run "
             f"`steward features materialize --view {view}`"
         )
-    return ReferenceProfile.from_dict(json.loads(text))
+    return ViewProfile(
+        view=view,
+        profile=ReferenceProfile.from_dict(json.loads(run.profile)),
+        finished_at=run.finished_at,
+        start=run.start_time,
+        end=run.end_time,
+        rows_read=int(run.rows_read),
+        rows_written=int(run.rows_written),
+    )

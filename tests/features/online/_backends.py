@@ -37,7 +37,8 @@ def store_url(kind: str, tmp_path: Path) -> str:
     return f"{REDIS_URL}{separator}prefix=steward_test_{uuid.uuid4().hex[:12]}:"
 
 
-def _purge(url: str) -> None:
+def purge(url: str) -> None:
+    """Remove every key under the Redis URL's prefix."""
     import redis
 
     base, _, query = url.partition("?")
@@ -64,4 +65,4 @@ def open_store(kind: str, tmp_path: Path, url: str | None = None) -> Iterator[On
     finally:
         store.close()
         if kind == "redis":
-            _purge(url)
+            purge(url)

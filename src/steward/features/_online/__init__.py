@@ -8,12 +8,20 @@ from steward.features._online._codec import encode_entity_key, from_micros, to_m
 from steward.features._online._open import open_online_store
 from steward.features._online._redis import RedisOnlineStore
 from steward.features._online._sqlite import SqliteOnlineStore
-from steward.features._online._types import OnlineRecord, OnlineRow, OnlineStore
+from steward.features._online._types import (
+    OnlineColumns,
+    OnlineRecord,
+    OnlineRow,
+    OnlineStore,
+    OnlineTransaction,
+)
 
 __all__ = [
+    "OnlineColumns",
     "OnlineRecord",
     "OnlineRow",
     "OnlineStore",
+    "OnlineTransaction",
     "RedisOnlineStore",
     "SqliteOnlineStore",
     "encode_entity_key",

@@ -36,6 +36,7 @@ __all__ = [
     "check_name",
     "encode_batch",
     "encode_entity_key",
+    "encode_entity_keys",
     "encode_rows",
     "from_micros",
     "merge_kinds",
@@ -111,6 +112,29 @@ def encode_entity_key(parts: Sequence[Any]) -> str:
     if not parts:
         raise InvalidInputError("an entity key needs at least one join-key value")
     return KEY_SEPARATOR.join([_key_part(part) for part in parts])
+
+
+def encode_entity_keys(keys: Sequence[Sequence[Any]]) -> list[str]:
+    """Return the stored text of many entity keys (a read's keys, in order).
+
+    Raises:
+        InvalidInputError: a part is null, a non-integral float, or of another type.
+    """
+    out: list[str] = []
+    append = out.append
+    for key in keys:
+        # The common key, one text or int part, without a call per key.
+        if len(key) == 1:
+            part = key[0]
+            kind = type(part)
+            if kind is str:
+                append(part)
+                continue
+            if kind is int:
+                append(str(part))
+                continue
+        append(encode_entity_key(key))
+    return out
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ Layout, under a key prefix (default ``steward:``)::
 Writes go through a Lua script that, for each row of a chunk, compares the
 stored times and sets the hash only when the row is newer, so concurrent
 writers and replays cannot regress a value; many chunks travel in one
-pipeline. The JSON of a whole batch is built by DuckDB from the Arrow columns
-(a Python ``json.dumps`` per row would cap writes near 100,000 rows/s). Reads
+pipeline. A transaction (``begin``) writes the same way and logs what it
+replaces, so that a rollback puts it back (see ``_redis_undo``). The JSON of a
+whole batch is built by DuckDB from the Arrow columns (a Python ``json.dumps``
+per row would cap writes near 100,000 rows/s). Reads
 are one ``HMGET`` for one entity, and one script call returning every hash for
 many, so a read is one round trip either way.
 
@@ -36,12 +38,13 @@ from steward.features._online._codec import (
     EncodedBatch,
     check_name,
     encode_batch,
-    encode_entity_key,
+    encode_entity_keys,
     encode_rows,
     from_micros,
     merge_kinds,
 )
-from steward.features._online._types import Kind, OnlineRecord, OnlineRow
+from steward.features._online._redis_undo import WRITE_UNDO, RedisTransaction
+from steward.features._online._types import Kind, OnlineColumns, OnlineRecord, OnlineRow
 
 __all__ = ["RedisOnlineStore"]
 
@@ -139,10 +142,16 @@ class RedisOnlineStore:
         self._schemas: dict[str, _Schema] = {}
         self._json = duckdb.connect()
         self._json_lock = threading.Lock()
-        self._write_sha: str = self._call("reach", lambda: self._client.script_load(_WRITE))
+        self._write_sha: str = ""
+        self._undo_sha: str = ""
+        self._load_scripts("reach")
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({self.url!r}, prefix={self.prefix!r})"
+
+    def _load_scripts(self, action: str) -> None:
+        self._write_sha = self._call(action, lambda: self._client.script_load(_WRITE))
+        self._undo_sha = self._call(action, lambda: self._client.script_load(WRITE_UNDO))
 
     def _call(self, action: str, work: Any) -> Any:
         try:
@@ -198,32 +207,48 @@ class RedisOnlineStore:
             InvalidInputError: an entity key part is null or of an unusable type.
             BackendUnavailableError: the server cannot be reached.
         """
-        if not entity_keys:
-            return []
+        return self.read_columns(view, entity_keys, features).records()
+
+    def _fetch(self, view: str, entity_keys: Sequence[tuple[Any, ...]]) -> list[Any]:
+        # Per key, its (event, created, values) replies; (None, None, None) when absent.
         head = f"{self.prefix}fv:{view}:"
-        keys = [head + encode_entity_key(key) for key in entity_keys]
+        keys = [head + key for key in encode_entity_keys(entity_keys)]
         if len(keys) == 1:
-            replies = [
+            return [
                 self._call("read", lambda: self._client.execute_command("HMGET", keys[0], *_FIELDS))
             ]
-        else:
-            packed = self._call("read", lambda: self._read_script(keys=keys))
-            replies = [
-                record.split(b"\x1f", 2) if record else (None, None, None)
-                for record in packed.split(b"\x1e")
-            ]
+        packed = self._call("read", lambda: self._read_script(keys=keys))
+        return [
+            record.split(b"\x1f", 2) if record else (None, None, None)
+            for record in packed.split(b"\x1e")
+        ]
+
+    def read_columns(
+        self, view: str, entity_keys: Sequence[tuple[Any, ...]], features: Sequence[str]
+    ) -> OnlineColumns:
+        """Return the stored rows of the entity keys, one list per feature.
+
+        Raises:
+            InvalidInputError: an entity key part is null or of an unusable type.
+            BackendUnavailableError: the server cannot be reached.
+        """
+        if not entity_keys:
+            return OnlineColumns.empty(0, features)
+        replies = self._fetch(view, entity_keys)
         stamps = self._schema(view, features).stamps
-        out: list[OnlineRecord | None] = []
-        for event, created, blob in replies:
+        out = OnlineColumns.empty(len(replies), features)
+        columns = list(out.values.items())
+        for index, (event, created, blob) in enumerate(replies):
             if event is None:
-                out.append(None)
                 continue
+            out.event_us[index] = int(event)
+            out.created_us[index] = int(created) if created else None
             stored = json.loads(blob)
-            values = {name: stored.get(name) for name in features}
-            for name in stamps.intersection(features):
-                if values[name] is not None:
-                    values[name] = from_micros(values[name])
-            out.append(OnlineRecord(values, int(event), int(created) if created else None))
+            for name, column in columns:
+                value = stored.get(name)
+                if value is not None and name in stamps:
+                    value = from_micros(value)
+                column[index] = value
         return out
 
     # -- writes ------------------------------------------------------------------------------
@@ -302,7 +327,7 @@ class RedisOnlineStore:
                 self._json.unregister("batch")
         return result.column(0).to_pylist(), result.column(1).to_pylist()
 
-    def _write(self, view: str, batch: EncodedBatch) -> int:
+    def _write(self, view: str, batch: EncodedBatch, undo: str | None = None) -> int:
         check_name("view", view)
         for name in batch.features:
             check_name("feature", name)
@@ -310,27 +335,44 @@ class RedisOnlineStore:
             return 0
         self._record_kinds(view, batch.kinds)
         try:
-            return int(self._call("write", lambda: self._send(view, batch)))
+            return int(self._call("write", lambda: self._send(view, batch, undo)))
         except BackendUnavailableError as exc:
             if not isinstance(exc.__cause__, self._no_script):
                 raise
         # The server lost its scripts (a restart, SCRIPT FLUSH): load and send again,
         # which is safe because a replayed row is never newer than itself.
-        self._write_sha = self._call("write", lambda: self._client.script_load(_WRITE))
-        return int(self._call("write", lambda: self._send(view, batch)))
+        self._load_scripts("write")
+        return int(self._call("write", lambda: self._send(view, batch, undo)))
 
-    def _commands(self, keys: list[str], args: list[str]) -> Iterator[bytes]:
-        # One EVALSHA of the write script per chunk of rows, in the wire protocol.
+    def begin(self, view: str) -> RedisTransaction:
+        """Start a transaction of writes to ``view``: written through, undone on rollback.
+
+        Rolls back first any earlier transaction on the view whose process died.
+
+        Raises:
+            InvalidInputError: ``view`` is not a valid name.
+            BackendUnavailableError: the server cannot be reached.
+        """
+        check_name("view", view)
+        return RedisTransaction(self, view)
+
+    def _commands(self, keys: list[str], args: list[str], undo: str | None) -> Iterator[bytes]:
+        # One EVALSHA of the write script per chunk of rows, in the wire protocol; with an
+        # undo log, the undo-logging script, its log's key first.
+        sha = self._write_sha if undo is None else self._undo_sha
+        first = "" if undo is None else f"${len(undo.encode())}\r\n{undo}\r\n"
+        extra = 0 if undo is None else 1
         for start in range(0, len(keys), _CHUNK):
             count = len(keys[start : start + _CHUNK])
+            numkeys = str(count + extra)
             header = (
-                f"*{3 + 4 * count}\r\n$7\r\nEVALSHA\r\n$40\r\n{self._write_sha}\r\n"
-                f"${len(str(count))}\r\n{count}\r\n"
+                f"*{3 + extra + 4 * count}\r\n$7\r\nEVALSHA\r\n$40\r\n{sha}\r\n"
+                f"${len(numkeys)}\r\n{numkeys}\r\n{first}"
             )
             body = "".join(keys[start : start + _CHUNK]) + "".join(args[start : start + _CHUNK])
             yield (header + body).encode()
 
-    def _send(self, view: str, batch: EncodedBatch) -> int:
+    def _send(self, view: str, batch: EncodedBatch, undo: str | None) -> int:
         # Every command is sent before any reply is read, a slice at a time: the server
         # runs the scripts of one slice while DuckDB encodes the next. Each reply is one
         # small integer, so unread replies never fill a buffer.
@@ -340,7 +382,7 @@ class RedisOnlineStore:
             sent = 0
             for start in range(0, len(batch), _SLICE):
                 keys, args = self._fragments(view, batch, start, _SLICE)
-                for command in self._commands(keys, args):
+                for command in self._commands(keys, args, undo):
                     connection.send_packed_command([command], check_health=False)
                     sent += 1
             written = 0

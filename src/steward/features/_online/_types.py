@@ -5,18 +5,32 @@ feature values, the row's event time and (optionally) its created time. A write
 keeps an incoming row only when it is *newer* than the stored one: a later event
 time, or the same event time and a later created time (a missing created time
 counts as older than any). Writing the same rows twice therefore changes nothing,
-and replaying a partly written batch after a failure is safe.
+and replaying a partly written batch after a failure is safe. Two rows with the
+same times are a tie, and the one stored first stays.
+
+Materialization writes through a transaction (:meth:`OnlineStore.begin`): its
+rows take effect together at ``commit``, and ``rollback`` (or an exception in a
+``with`` block) leaves the view as it was before the transaction began.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any, Literal, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import pyarrow as pa
 
-__all__ = ["Kind", "OnlineRecord", "OnlineRow", "OnlineStore", "from_micros"]
+__all__ = [
+    "Kind",
+    "OnlineColumns",
+    "OnlineRecord",
+    "OnlineRow",
+    "OnlineStore",
+    "OnlineTransaction",
+    "from_micros",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -75,6 +89,104 @@ class OnlineRecord(NamedTuple):
         return None if self.created_us is None else from_micros(self.created_us)
 
 
+class OnlineColumns(NamedTuple):
+    """The stored rows of many entity keys, laid out per feature (what serving reads).
+
+    Every list has one entry per entity key asked for, in the order asked.
+
+    Attributes:
+        values: requested feature name → value per key (None: null, or no stored row).
+        event_us: per key, the stored row's event time in microseconds (None: no row).
+        created_us: per key, the stored row's created time in microseconds, if it had one.
+    """
+
+    values: dict[str, list[Any]]
+    event_us: list[int | None]
+    created_us: list[int | None]
+
+    @classmethod
+    def empty(cls, count: int, features: Sequence[str]) -> OnlineColumns:
+        """Return the answer for ``count`` keys of which none has a stored row."""
+        nothing: list[Any] = [None] * count
+        return cls({name: list(nothing) for name in features}, list(nothing), list(nothing))
+
+    def records(self) -> list[OnlineRecord | None]:
+        """Return the same rows as one record per key (None where there is no row)."""
+        names = list(self.values)
+        columns = list(self.values.values())
+        out: list[OnlineRecord | None] = []
+        for index, (event, created) in enumerate(zip(self.event_us, self.created_us, strict=True)):
+            if event is None:
+                out.append(None)
+            else:
+                values = {name: column[index] for name, column in zip(names, columns, strict=True)}
+                out.append(OnlineRecord(values, event, created))
+        return out
+
+
+class OnlineTransaction(Protocol):
+    """Rows of one view written together: all of them at ``commit``, none after ``rollback``.
+
+    Use it as a context manager: leaving the block commits, an exception rolls back.
+    A transaction belongs to the thread that began it.
+    """
+
+    view: str
+
+    def write_batch(
+        self,
+        batch: pa.RecordBatch | pa.Table,
+        *,
+        join_keys: Sequence[str],
+        event_timestamp: str,
+        created_timestamp: str | None = None,
+    ) -> int:
+        """Add an Arrow batch's rows to the transaction; return how many rows it held.
+
+        Raises:
+            InvalidInputError: a named column is missing, a key or event time is null, or a
+                column's type cannot be stored.
+            BackendUnavailableError: the store cannot be reached or written.
+        """
+        ...
+
+    def commit(self) -> int:
+        """Apply the rows (newer ones only, as a write does); return how many were stored.
+
+        Raises:
+            BackendUnavailableError: the store cannot be written; the view is as it was.
+        """
+        ...
+
+    def rollback(self) -> None:
+        """Leave the view as it was before the transaction began (a no-op once finished).
+
+        Raises:
+            BackendUnavailableError: the store cannot be reached to undo what it holds.
+        """
+        ...
+
+    def __enter__(self) -> OnlineTransaction:
+        """Return the transaction itself."""
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Commit when the block ends normally, roll back when it raises."""
+        if kind is None:
+            self.commit()
+            return
+        try:
+            self.rollback()
+        except Exception as secondary:  # keep the error that ended the block
+            if error is not None:
+                error.add_note(f"the online transaction could not be rolled back: {secondary}")
+
+
 @runtime_checkable
 class OnlineStore(Protocol):
     """Latest feature values per view and entity key (SQLite embedded, Redis at scale).
@@ -121,6 +233,26 @@ class OnlineStore(Protocol):
         """Return, per entity key in order, its stored row (None where there is none).
 
         Raises:
+            BackendUnavailableError: the store cannot be reached.
+        """
+        ...
+
+    def read_columns(
+        self, view: str, entity_keys: Sequence[tuple[Any, ...]], features: Sequence[str]
+    ) -> OnlineColumns:
+        """Return the stored rows of the entity keys, one list per feature (the serving path).
+
+        Raises:
+            InvalidInputError: an entity key part is null or of an unusable type.
+            BackendUnavailableError: the store cannot be reached.
+        """
+        ...
+
+    def begin(self, view: str) -> OnlineTransaction:
+        """Start a transaction of writes to ``view`` (see :class:`OnlineTransaction`).
+
+        Raises:
+            InvalidInputError: ``view`` is not a valid name.
             BackendUnavailableError: the store cannot be reached.
         """
         ...
