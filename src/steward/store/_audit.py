@@ -191,12 +191,7 @@ def make_pending(
     )
 
 
-def _lock_chain(conn: Connection) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
-    # SQLite: the write transaction (BEGIN IMMEDIATE) already holds the only write lock.
-
-
+_LOCK = PreparedStatement("SELECT pg_advisory_xact_lock({})", [sa.Column("key", sa.BigInteger())])
 _HEAD = PreparedStatement("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1", [])
 _INSERT = PreparedInsert(
     audit_events,
@@ -215,8 +210,16 @@ _INSERT = PreparedInsert(
 )
 
 
+def _lock_chain(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        _LOCK(conn, (_CHAIN_LOCK,)).close()
+    # SQLite: the write transaction (BEGIN IMMEDIATE) already holds the only write lock.
+
+
 def _head(conn: Connection) -> tuple[int, str]:
-    row: Sequence[Any] | None = _HEAD(conn, ()).first()
+    cursor = _HEAD(conn, ())
+    row: Sequence[Any] | None = cursor.fetchone()
+    cursor.close()
     return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
 
 

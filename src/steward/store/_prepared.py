@@ -1,12 +1,17 @@
-"""Prepared statements for hot paths: SQL written once per dialect, run at the driver level.
+"""Prepared statements for hot paths: SQL written once per dialect, run on the driver's cursor.
 
-SQLAlchemy's statement execution costs ~60 µs of Python per call (compile-cache
+SQLAlchemy's statement execution costs ~70 µs of Python per call (compile-cache
 lookup, parameter processing, result set-up); the driver itself needs a few. On
 paths that run several statements per user call (starting and ending a run,
 appending audit events), that overhead was most of the time. A prepared
 statement renders its SQL from the table definition once per dialect, applies
 each column type's own bind processing (so ``UTCDateTime`` values are stored
-exactly as through the ORM path), and executes with ``exec_driver_sql``.
+exactly as through the ORM path), and executes on a DBAPI cursor of the
+connection, inside the connection's current transaction.
+
+What the driver raises is translated into SQLAlchemy's exceptions
+(``sqlalchemy.exc.IntegrityError``, ...), as Core would. The statements bypass
+SQLAlchemy's execution events, so ``echo=True`` does not show them.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, CursorResult, Dialect
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine.interfaces import DBAPICursor
 
 __all__ = ["PreparedInsert", "PreparedStatement"]
 
@@ -34,6 +40,22 @@ def _apply(processors: list[_Processor], row: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(
         v if p is None or v is None else p(v) for p, v in zip(processors, row, strict=True)
     )
+
+
+def _execute(conn: Connection, sql: str, values: Any, *, many: bool) -> DBAPICursor:
+    """Run ``sql`` on a cursor of the connection's DBAPI connection (same transaction)."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if many:
+            cursor.executemany(sql, values)
+        else:
+            cursor.execute(sql, values)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        cursor.close()
+        raise sa.exc.DBAPIError.instance(
+            sql, values, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect, ismulti=many
+        ) from exc
+    return cursor
 
 
 class PreparedInsert:
@@ -66,11 +88,14 @@ class PreparedInsert:
             return
         sql, processors = self._prepare(conn.dialect)
         values = [_apply(processors, row) for row in rows]
-        conn.exec_driver_sql(sql, values if len(values) > 1 else values[0])
+        many = len(values) > 1
+        _execute(conn, sql, values if many else values[0], many=many).close()
 
 
 class PreparedStatement:
     """Any SQL with ``{}`` placeholders for parameters, typed by the columns they bind to.
+
+    Calling it returns the driver's cursor: ``fetchone()``, ``fetchall()``, ``rowcount``.
 
     Example:
         >>> end = PreparedStatement(
@@ -84,12 +109,12 @@ class PreparedStatement:
         self.columns = list(columns)
         self._by_dialect: dict[str, tuple[str, list[_Processor]]] = {}
 
-    def __call__(self, conn: Connection, values: Sequence[Any]) -> CursorResult[Any]:
-        """Execute with one set of ``values`` (in placeholder order); return the result."""
+    def __call__(self, conn: Connection, values: Sequence[Any]) -> DBAPICursor:
+        """Execute with one set of ``values`` (in placeholder order); return the cursor."""
         dialect = conn.dialect
         prepared = self._by_dialect.get(dialect.name)
         if prepared is None:
             sql = self.template.format(*(_marker(dialect) for _ in self.columns))
             prepared = self._by_dialect[dialect.name] = (sql, _processors(self.columns, dialect))
         sql, processors = prepared
-        return conn.exec_driver_sql(sql, _apply(processors, values))
+        return _execute(conn, sql, _apply(processors, values), many=False)

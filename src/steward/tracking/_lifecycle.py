@@ -11,6 +11,8 @@ from steward.core import InvalidInputError
 from steward.store import Store
 from steward.tracking._common import get_run, require_run
 from steward.tracking._models import Run
+from steward.tracking._runs import write_start
+from steward.tracking._starts import run_unit
 from steward.tracking._tables import run_artifacts, runs
 
 __all__ = ["RunLifecycle"]
@@ -23,7 +25,8 @@ class RunLifecycle:
 
     def set_run_archived(self, run_id: str, archived: bool) -> Run:
         """Archive (soft-delete) or restore a run."""
-        with self.store.unit_of_work() as uow:
+        with run_unit(self.store, run_id) as (uow, start):
+            write_start(uow, start)
             require_run(uow.conn, run_id)
             uow.conn.execute(
                 runs.update()
