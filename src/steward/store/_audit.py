@@ -233,7 +233,6 @@ def append_events(conn: Connection, pending: list[PendingEvent]) -> list[AuditEv
         return []
     _lock_chain(conn)
     seq, prev = _head(conn)
-    rows: list[dict[str, Any]] = []
     events: list[AuditEvent] = []
     for item in pending:
         seq += 1
@@ -249,22 +248,40 @@ def append_events(conn: Connection, pending: list[PendingEvent]) -> list[AuditEv
             details=item.details,
             prev_hash=prev,
         )
-        row = {
-            "seq": seq,
-            "event_id": event_id,
-            "ts": item.ts,
-            "actor": item.actor,
-            "action": item.action,
-            "object_type": item.object_type,
-            "object_id": item.object_id,
-            "details": item.details,
-            "prev_hash": prev,
-            "hash": digest,
-        }
-        rows.append(row)
-        events.append(_to_event(row))
+        events.append(
+            AuditEvent(
+                seq=seq,
+                event_id=event_id,
+                ts=item.ts,
+                actor=item.actor,
+                action=item.action,
+                object_type=item.object_type,
+                object_id=item.object_id,
+                details=json.loads(item.details),
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
         prev = digest
-    _INSERT(conn, [tuple(row[col.name] for col in _INSERT.columns) for row in rows])
+    # The columns of _INSERT, in order.
+    _INSERT(
+        conn,
+        [
+            (
+                e.seq,
+                e.event_id,
+                e.ts,
+                e.actor,
+                e.action,
+                e.object_type,
+                e.object_id,
+                p.details,
+                e.prev_hash,
+                e.hash,
+            )
+            for e, p in zip(events, pending, strict=True)
+        ],
+    )
     return events
 
 

@@ -32,14 +32,29 @@ def _marker(dialect: Dialect) -> str:
     return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
-def _processors(columns: Sequence[sa.Column[Any]], dialect: Dialect) -> list[_Processor]:
-    return [col.type.dialect_impl(dialect).bind_processor(dialect) for col in columns]
+class _Binder:
+    """Applies the columns' bind processing to positional rows; plain columns pass as they are."""
 
+    __slots__ = ("processed", "size")
 
-def _apply(processors: list[_Processor], row: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(
-        v if p is None or v is None else p(v) for p, v in zip(processors, row, strict=True)
-    )
+    def __init__(self, columns: Sequence[sa.Column[Any]], dialect: Dialect) -> None:
+        processors = [col.type.dialect_impl(dialect).bind_processor(dialect) for col in columns]
+        self.size = len(processors)
+        self.processed = [(i, p) for i, p in enumerate(processors) if p is not None]
+
+    def __call__(self, row: Sequence[Any]) -> tuple[Any, ...] | list[Any]:
+        if len(row) != self.size:
+            raise ValueError(
+                f"a row of {len(row)} values is {'shorter' if len(row) < self.size else 'longer'} "
+                f"than the {self.size} columns"
+            )
+        if not self.processed:
+            return tuple(row)
+        values = list(row)
+        for i, process in self.processed:
+            if values[i] is not None:
+                values[i] = process(values[i])
+        return values
 
 
 def _execute(conn: Connection, sql: str, values: Any, *, many: bool) -> DBAPICursor:
@@ -70,24 +85,24 @@ class PreparedInsert:
         self.table = table
         self.columns = [table.c[name] for name in columns]
         self.suffix = suffix
-        self._by_dialect: dict[str, tuple[str, list[_Processor]]] = {}
+        self._by_dialect: dict[str, tuple[str, _Binder]] = {}
 
-    def _prepare(self, dialect: Dialect) -> tuple[str, list[_Processor]]:
+    def _prepare(self, dialect: Dialect) -> tuple[str, _Binder]:
         prepared = self._by_dialect.get(dialect.name)
         if prepared is None:
             quote = dialect.identifier_preparer.quote
             names = ", ".join(quote(col.name) for col in self.columns)
             marks = ", ".join(_marker(dialect) for _ in self.columns)
             sql = f"INSERT INTO {quote(self.table.name)} ({names}) VALUES ({marks}){self.suffix}"
-            prepared = self._by_dialect[dialect.name] = (sql, _processors(self.columns, dialect))
+            prepared = self._by_dialect[dialect.name] = (sql, _Binder(self.columns, dialect))
         return prepared
 
     def __call__(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
         """Insert ``rows`` (each in the order of ``columns``) in one driver call."""
         if not rows:
             return
-        sql, processors = self._prepare(conn.dialect)
-        values = [_apply(processors, row) for row in rows]
+        sql, bind = self._prepare(conn.dialect)
+        values = [bind(row) for row in rows]
         many = len(values) > 1
         _execute(conn, sql, values if many else values[0], many=many).close()
 
@@ -107,7 +122,7 @@ class PreparedStatement:
     def __init__(self, template: str, columns: Sequence[sa.Column[Any]]) -> None:
         self.template = template
         self.columns = list(columns)
-        self._by_dialect: dict[str, tuple[str, list[_Processor]]] = {}
+        self._by_dialect: dict[str, tuple[str, _Binder]] = {}
 
     def __call__(self, conn: Connection, values: Sequence[Any]) -> DBAPICursor:
         """Execute with one set of ``values`` (in placeholder order); return the cursor."""
@@ -115,6 +130,6 @@ class PreparedStatement:
         prepared = self._by_dialect.get(dialect.name)
         if prepared is None:
             sql = self.template.format(*(_marker(dialect) for _ in self.columns))
-            prepared = self._by_dialect[dialect.name] = (sql, _processors(self.columns, dialect))
-        sql, processors = prepared
-        return _execute(conn, sql, _apply(processors, values), many=False)
+            prepared = self._by_dialect[dialect.name] = (sql, _Binder(self.columns, dialect))
+        sql, bind = prepared
+        return _execute(conn, sql, bind(values), many=False)

@@ -240,8 +240,10 @@ class ActiveRun:
                     self._service._write_metrics(self.id, rows)
                 except BaseException:
                     with self._lock:  # keep them for the next attempt: nothing logged is lost
-                        self._buffer[:0] = rows
-                        self._oldest = self._oldest or time.monotonic()
+                        if rows:
+                            self._buffer[:0] = rows
+                            self._oldest = self._oldest or time.monotonic()
+                        self._start_since = time.monotonic()  # a start alone: retried later
                     raise
         return len(rows)
 
@@ -258,10 +260,10 @@ class ActiveRun:
 
     def _due(self) -> bool:
         with self._lock:
-            oldest = self._start_since if self._start is not None else self._oldest
+            waiting = [self._start_since] if self._start is not None else []
             if self._oldest is not None:
-                oldest = min(oldest or self._oldest, self._oldest)
-            return oldest is not None and time.monotonic() - oldest >= self._flush_interval
+                waiting.append(self._oldest)
+        return bool(waiting) and time.monotonic() - min(waiting) >= self._flush_interval
 
     def end(
         self, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None

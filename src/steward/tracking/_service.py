@@ -369,7 +369,7 @@ class TrackingService(RunWrites, RunRecords, RunLifecycle):
         offset = _decode_token(page_token)
         condition = compile_filter(filter)
         ordering = compile_order_by(order_by)
-        write_pending_starts()  # this process finds the runs it started
+        write_pending_starts(self.store)  # this process finds the runs it started
         query = sa.select(runs.c.id)
         with self.store.database.read() as conn:
             if experiment is not None:

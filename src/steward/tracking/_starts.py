@@ -101,10 +101,12 @@ def write_pending_start(run_id: str) -> None:
         handle._write_start()
 
 
-def write_pending_starts() -> None:
-    """Write every start still in memory in this process (before a search)."""
+def write_pending_starts(store: Store) -> None:
+    """Write every start this process holds for ``store``'s database (before a search)."""
     for handle in pending_runs():
-        handle._write_start()
+        start = handle._start
+        if start is not None and start.store.database is store.database:
+            handle._write_start()
 
 
 @contextmanager
