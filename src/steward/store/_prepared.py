@@ -49,7 +49,7 @@ class _Binder:
                 f"than the {self.size} columns"
             )
         if not self.processed:
-            return tuple(row)
+            return row if type(row) is tuple else tuple(row)
         values = list(row)
         for i, process in self.processed:
             if values[i] is not None:

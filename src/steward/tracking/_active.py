@@ -334,8 +334,8 @@ class _Flusher:
         while True:
             time.sleep(_TICK)
             for run in list(_LIVE):
-                if run._ended or not run._due():
-                    continue
+                if run._ended or run._pid != os.getpid() or not run._due():
+                    continue  # a forked child leaves its parent's runs to the parent
                 try:
                     run.flush()
                 except Exception:  # values stay buffered; retried next tick or at end

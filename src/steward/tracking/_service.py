@@ -187,7 +187,8 @@ class TrackingService(RunWrites, RunRecords, RunLifecycle):
 
         Everything is checked at once; the start itself is written with the run's
         first write (a flush, its end, params, ...) and waits in memory at most
-        ``flush_interval`` seconds, like a metric value.
+        ``flush_interval`` seconds, like a metric value. ``run.flush()`` writes it
+        at once, e.g. before the run's id is handed to another process.
 
         Args:
             experiment: experiment name or id; a new name creates the experiment.
