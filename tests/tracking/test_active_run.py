@@ -18,7 +18,7 @@ import pytest
 from steward.core import ConflictError, InvalidInputError, NotFoundError
 from steward.sdk import connect
 from steward.tracking import ActiveRun, Metric, RunStatus, TrackingService
-from steward.tracking import _service as service_module
+from steward.tracking import _runs as runs_module
 
 
 class DiskFullError(RuntimeError):
@@ -26,8 +26,8 @@ class DiskFullError(RuntimeError):
 
 
 def fail_once(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    """Make the prepared statement ``name`` of the service raise on its next call only."""
-    real: Callable[..., Any] = getattr(service_module, name)
+    """Make the prepared statement ``name`` of run writes raise on its next call only."""
+    real: Callable[..., Any] = getattr(runs_module, name)
     calls: list[int] = []
 
     def flaky(conn: Any, values: Any) -> Any:
@@ -36,7 +36,7 @@ def fail_once(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
             raise DiskFullError(f"{name} failed")
         return real(conn, values)
 
-    monkeypatch.setattr(service_module, name, flaky)
+    monkeypatch.setattr(runs_module, name, flaky)
     return calls
 
 
@@ -44,11 +44,25 @@ def _history(tracking: TrackingService, run_id: str, key: str) -> list[tuple[flo
     return [(m.value, m.step) for m in tracking.metric_history(run_id, key)]
 
 
-@pytest.mark.parametrize("statement", ["END_RUN", "INSERT_METRICS", "UPSERT_LATEST_METRICS"])
+@pytest.mark.parametrize(
+    ("statement", "written_first"),
+    [
+        # the start still in memory: the end inserts the run already ended
+        ("INSERT_RUN", False),
+        ("INSERT_METRICS", False),
+        ("INSERT_LATEST_METRICS", False),
+        # the start written by an earlier flush: the end updates the run
+        ("END_RUN", True),
+        ("INSERT_METRICS", True),
+        ("UPSERT_LATEST_METRICS", True),
+    ],
+)
 def test_end_failure_loses_nothing_and_can_be_retried(
-    tracking: TrackingService, monkeypatch: pytest.MonkeyPatch, statement: str
+    tracking: TrackingService, monkeypatch: pytest.MonkeyPatch, statement: str, written_first: bool
 ) -> None:
     run = tracking.start_run("fraud")
+    if written_first:
+        assert run.flush() == 0  # writes the start alone
     for step, (auc, loss) in enumerate([(0.8, 1.0), (0.81, 0.9), (0.82, 0.8)]):
         run.log_metrics({"auc": auc, "loss": loss}, step=step)
     fail_once(monkeypatch, statement)
@@ -67,7 +81,7 @@ def test_end_failure_loses_nothing_and_can_be_retried(
 def test_failed_end_in_with_block_keeps_status_for_retry(
     tracking: TrackingService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fail_once(monkeypatch, "END_RUN")
+    fail_once(monkeypatch, "INSERT_RUN")  # the end writes the start too: both fail
     with pytest.raises(DiskFullError), tracking.start_run("fraud") as run:
         run.log_metric("auc", 0.7)
     run.end(RunStatus.FAILED, error="retried")
@@ -82,7 +96,7 @@ def test_failed_end_in_with_block_keeps_status_for_retry(
 def test_flush_failing_while_the_run_ends_loses_nothing(
     tracking: TrackingService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = service_module.INSERT_METRICS
+    real = runs_module.INSERT_METRICS
     entered, release = threading.Event(), threading.Event()
     calls: list[int] = []
 
@@ -94,7 +108,7 @@ def test_flush_failing_while_the_run_ends_loses_nothing(
             raise DiskFullError("flush failed")
         return real(conn, values)
 
-    monkeypatch.setattr(service_module, "INSERT_METRICS", blocked_then_failing)
+    monkeypatch.setattr(runs_module, "INSERT_METRICS", blocked_then_failing)
     run = tracking.start_run("fraud")
     run.log_metrics({"auc": 0.9, "loss": 0.1}, step=0)
 

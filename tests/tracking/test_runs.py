@@ -203,19 +203,30 @@ def test_every_mutation_is_audited(tracking: TrackingService, client: Steward) -
         run.log_param("depth", 2)
         run.set_tag("team", "risk")
         run.log_metric("auc", 0.9)
+        run.log_metric("loss", 0.3)
+        run.log_metric("auc", 0.91)
     tracking.set_run_archived(run.id, True)
-    actions = [
-        e.action for e in client.store.audit.list_events(object_id=run.id, newest_first=False)
-    ]
-    assert actions == [
+    events = client.store.audit.list_events(object_id=run.id, newest_first=False)
+    assert [e.action for e in events] == [
         "run.start",
         "run.params.log",
         "run.tags.set",
-        "run.metrics.log",
-        "run.end",
+        "run.end",  # the values written with the end are counted in its event
         "run.archive",
     ]
+    assert events[0].details["params"] == {"lr": "0.1"}
+    assert events[3].details["metrics"] == {"values": 3, "keys": ["auc", "loss"]}
     assert client.store.audit.verify().ok
+
+
+def test_flushed_metrics_are_audited_per_flush(tracking: TrackingService, client: Steward) -> None:
+    with tracking.start_run("fraud") as run:
+        run.log_metrics({"auc": 0.9, "loss": 0.3})
+        assert run.flush() == 2
+    events = client.store.audit.list_events(object_id=run.id, newest_first=False)
+    assert [e.action for e in events] == ["run.start", "run.metrics.log", "run.end"]
+    assert events[1].details == {"values": 2, "keys": ["auc", "loss"]}
+    assert "metrics" not in events[2].details
 
 
 def test_compare_runs_marks_differences(tracking: TrackingService) -> None:

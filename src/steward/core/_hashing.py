@@ -55,10 +55,20 @@ def canonical_json(value: Any) -> str:
     Raises:
         InvalidInputError: the value holds NaN/inf, a naive datetime or an unknown type.
     """
-    _check_floats(value)
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
-    )
+    try:
+        return json.dumps(
+            value,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+            default=_default,
+        )
+    except ValueError as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        _check_floats(value)  # names the offending value
+        raise  # pragma: no cover - only non-finite floats make json refuse a value
 
 
 def sha256_hex(data: bytes | str) -> str:

@@ -191,12 +191,7 @@ def make_pending(
     )
 
 
-def _lock_chain(conn: Connection) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
-    # SQLite: the write transaction (BEGIN IMMEDIATE) already holds the only write lock.
-
-
+_LOCK = PreparedStatement("SELECT pg_advisory_xact_lock({})", [sa.Column("key", sa.BigInteger())])
 _HEAD = PreparedStatement("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1", [])
 _INSERT = PreparedInsert(
     audit_events,
@@ -215,8 +210,16 @@ _INSERT = PreparedInsert(
 )
 
 
+def _lock_chain(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        _LOCK(conn, (_CHAIN_LOCK,)).close()
+    # SQLite: the write transaction (BEGIN IMMEDIATE) already holds the only write lock.
+
+
 def _head(conn: Connection) -> tuple[int, str]:
-    row: Sequence[Any] | None = _HEAD(conn, ()).first()
+    cursor = _HEAD(conn, ())
+    row: Sequence[Any] | None = cursor.fetchone()
+    cursor.close()
     return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
 
 
@@ -230,7 +233,6 @@ def append_events(conn: Connection, pending: list[PendingEvent]) -> list[AuditEv
         return []
     _lock_chain(conn)
     seq, prev = _head(conn)
-    rows: list[dict[str, Any]] = []
     events: list[AuditEvent] = []
     for item in pending:
         seq += 1
@@ -246,22 +248,40 @@ def append_events(conn: Connection, pending: list[PendingEvent]) -> list[AuditEv
             details=item.details,
             prev_hash=prev,
         )
-        row = {
-            "seq": seq,
-            "event_id": event_id,
-            "ts": item.ts,
-            "actor": item.actor,
-            "action": item.action,
-            "object_type": item.object_type,
-            "object_id": item.object_id,
-            "details": item.details,
-            "prev_hash": prev,
-            "hash": digest,
-        }
-        rows.append(row)
-        events.append(_to_event(row))
+        events.append(
+            AuditEvent(
+                seq=seq,
+                event_id=event_id,
+                ts=item.ts,
+                actor=item.actor,
+                action=item.action,
+                object_type=item.object_type,
+                object_id=item.object_id,
+                details=json.loads(item.details),
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
         prev = digest
-    _INSERT(conn, [tuple(row[col.name] for col in _INSERT.columns) for row in rows])
+    # The columns of _INSERT, in order.
+    _INSERT(
+        conn,
+        [
+            (
+                e.seq,
+                e.event_id,
+                e.ts,
+                e.actor,
+                e.action,
+                e.object_type,
+                e.object_id,
+                p.details,
+                e.prev_hash,
+                e.hash,
+            )
+            for e, p in zip(events, pending, strict=True)
+        ],
+    )
     return events
 
 

@@ -3,7 +3,9 @@
 Metric values are kept in memory and written in one transaction per flush: when
 ``flush_every`` values are waiting, when the oldest has waited ``flush_interval``
 seconds (a daemon thread checks), when the run ends, and at interpreter exit.
-Params and tags are written at once, so a conflicting param fails at the call.
+The run's start waits the same way (see ``_starts.py``) and is written with the
+first of these, or with any other write. Params and tags are written at once, so
+a conflicting param fails at the call.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from steward.core import ConflictError, InvalidInputError, PermissionDeniedError
 from steward.tracking._models import Metric, RunStatus
+from steward.tracking._starts import RunStart, hold_start, start_written
 from steward.tracking._validation import (
     check_key,
     check_metric_value,
@@ -58,6 +61,7 @@ class ActiveRun:
         *,
         flush_every: int = 5_000,
         flush_interval: float = 2.0,
+        start: RunStart | None = None,
     ) -> None:
         service._authorize_run_write(run_id)
         self._service = service
@@ -65,7 +69,9 @@ class ActiveRun:
         self._flush_every = flush_every
         self._flush_interval = flush_interval
         self._lock = threading.RLock()
-        self._write_lock = threading.Lock()
+        # Held while anything of the run is written, its start included; re-entered
+        # when a flush or the end writes through the service.
+        self._write_lock = threading.RLock()
         self._buffer: list[tuple[str, float, int, int]] = []
         self._oldest: float | None = None
         self._next_step: dict[str, int] = {}
@@ -75,8 +81,14 @@ class ActiveRun:
         self._refused = False  # a flush was denied: the background flusher leaves the run be
         self._started = time.perf_counter()
         self._cpu_started = time.process_time()
+        self._pid = os.getpid()
+        self._start = start  # the run's creation, while it waits in memory
+        self._start_since = time.monotonic()
         _LIVE.add(self)
         _register_exit_hook()
+        if start is not None:
+            hold_start(self)
+            _FLUSHER.ensure_running()
 
     def __repr__(self) -> str:
         return f"ActiveRun(id={self.id!r})"
@@ -222,27 +234,41 @@ class ActiveRun:
     # -- flushing and ending -----------------------------------------------
 
     def flush(self) -> int:
-        """Write buffered metric values now; returns how many were written."""
+        """Write buffered metric values (and the run's start) now; returns how many values."""
         with self._write_lock:  # one write at a time, so end() never races a flush
             with self._lock:
                 rows, self._buffer, self._oldest = self._buffer, [], None
-            if rows:
+            if rows or self._start is not None:
                 try:
                     self._service._write_metrics(self.id, rows)
                 except BaseException:
                     with self._lock:  # keep them for the next attempt: nothing logged is lost
-                        self._buffer[:0] = rows
-                        self._oldest = self._oldest or time.monotonic()
+                        if rows:
+                            self._buffer[:0] = rows
+                            self._oldest = self._oldest or time.monotonic()
+                        self._start_since = time.monotonic()  # a start alone: retried later
                     raise
         return len(rows)
 
+    def _write_start(self) -> None:
+        """Write the run's start now, alone, when it still waits in memory."""
+        with self._write_lock:
+            if self._start is not None:
+                self._service._write_metrics(self.id, [])
+
+    def _start_committed(self) -> None:
+        """Called under the write lock once the transaction holding the start committed."""
+        self._start = None
+        start_written(self.id)
+
     def _due(self) -> bool:
         with self._lock:
-            return (
-                not self._refused
-                and self._oldest is not None
-                and time.monotonic() - self._oldest >= self._flush_interval
-            )
+            if self._refused:
+                return False
+            waiting = [self._start_since] if self._start is not None else []
+            if self._oldest is not None:
+                waiting.append(self._oldest)
+        return bool(waiting) and time.monotonic() - min(waiting) >= self._flush_interval
 
     def end(
         self, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None
@@ -313,8 +339,8 @@ class _Flusher:
         while True:
             time.sleep(_TICK)
             for run in list(_LIVE):
-                if run._ended or not run._due():
-                    continue
+                if run._ended or run._pid != os.getpid() or not run._due():
+                    continue  # a forked child leaves its parent's runs to the parent
                 try:
                     run.flush()
                 except PermissionDeniedError:  # audited once; retrying would only repeat it
@@ -332,7 +358,7 @@ _FLUSHER = _Flusher()
 
 def _flush_all_at_exit() -> None:
     for run in list(_LIVE):
-        if not run._ended:
+        if not run._ended and run._pid == os.getpid():  # a forked child leaves them alone
             try:
                 run.end(RunStatus.FINISHED)
             except Exception:

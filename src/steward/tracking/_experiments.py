@@ -140,14 +140,16 @@ class ExperimentCatalog:
         """Return ``(id, name)`` of the experiment to add a run to, creating it when missing."""
         row: Sequence[Any] | None = EXPERIMENT_BY_NAME_OR_ID(
             uow.conn, (name_or_id, name_or_id)
-        ).first()
+        ).fetchone()
         if row is None:
             check_name("experiment", name_or_id)
             try:
                 created = self._insert_experiment(uow, name_or_id, "", {})
                 return created.id, created.name
             except ConflictError:  # created meanwhile by another process: use it
-                row = EXPERIMENT_BY_NAME_OR_ID(uow.conn, (name_or_id, name_or_id)).one()
+                row = EXPERIMENT_BY_NAME_OR_ID(uow.conn, (name_or_id, name_or_id)).fetchone()
+                if row is None:  # pragma: no cover - a conflict means the row exists
+                    raise
         exp_id, exp_name, archived_at = row
         if archived_at is not None:
             raise ConflictError(f"experiment {exp_name!r} is archived; restore it to add runs")

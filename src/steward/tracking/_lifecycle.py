@@ -15,6 +15,8 @@ from steward.store import Store
 from steward.tracking._access import COLLECT_SCOPE, WRITE_SCOPE, run_resource
 from steward.tracking._common import get_run, require_run
 from steward.tracking._models import Run
+from steward.tracking._runs import write_start
+from steward.tracking._starts import run_unit
 from steward.tracking._tables import run_artifacts, runs
 
 __all__ = ["RunLifecycle"]
@@ -61,7 +63,8 @@ class RunLifecycle:
             PermissionDeniedError: the caller lacks ``models:write``.
         """
         self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
-        with self.store.unit_of_work() as uow:
+        with run_unit(self.store, run_id) as (uow, start):
+            write_start(uow, start)
             require_run(uow.conn, run_id)
             uow.conn.execute(
                 runs.update()

@@ -20,6 +20,8 @@ from steward.tracking._environment import (
 )
 from steward.tracking._models import DatasetVersion
 from steward.tracking._rows import datasets_of, to_dataset
+from steward.tracking._runs import write_start
+from steward.tracking._starts import run_unit, write_pending_start
 from steward.tracking._tables import dataset_versions, environments, run_artifacts, run_datasets
 
 __all__ = ["RunRecords"]
@@ -47,7 +49,8 @@ class RunRecords:
             logical = base if file == path else f"{base}/{file.relative_to(path).as_posix()}"
             info = self.store.artifacts.put(file)
             stored.append((logical, info.digest, info.size))
-        with self.store.unit_of_work() as uow:
+        with run_unit(self.store, run_id) as (uow, start):
+            write_start(uow, start)
             require_run(uow.conn, run_id)
             paths = [p for p, _, _ in stored]
             uow.conn.execute(
@@ -76,6 +79,7 @@ class RunRecords:
             PermissionDeniedError: the caller lacks ``models:read``.
         """
         self.store.authorize(READ_SCOPE, resource=run_resource(run_id))
+        write_pending_start(run_id)
         with self.store.database.read() as conn:
             require_run(conn, run_id)
             rows = conn.execute(
@@ -96,7 +100,8 @@ class RunRecords:
         """
         self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
         described = describe_dataset(source, name=name, role=role)
-        with self.store.unit_of_work() as uow:
+        with run_unit(self.store, run_id) as (uow, start):
+            write_start(uow, start)
             require_run(uow.conn, run_id)
             row = uow.conn.execute(
                 sa.select(dataset_versions).where(
@@ -162,6 +167,7 @@ class RunRecords:
             PermissionDeniedError: the caller lacks ``models:read``.
         """
         self.store.authorize(READ_SCOPE, resource=run_resource(run_id))
+        write_pending_start(run_id)
         with self.store.database.read() as conn:
             require_run(conn, run_id)
             return datasets_of(conn, run_id)

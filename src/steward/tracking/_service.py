@@ -19,15 +19,10 @@ from steward.core import (
     new_id,
     sha256_hex,
 )
-from steward.store import Store, UnitOfWork
-from steward.tracking._access import (
-    READ_SCOPE,
-    WRITE_SCOPE,
-    experiment_resource,
-    run_resource,
-)
+from steward.store import Store
+from steward.tracking._access import READ_SCOPE, WRITE_SCOPE, experiment_resource, run_resource
 from steward.tracking._active import ActiveRun
-from steward.tracking._common import get_run, insert_unless_present, require_run
+from steward.tracking._common import get_run, require_run
 from steward.tracking._environment import (
     capture_environment,
     seed_everything,
@@ -38,32 +33,19 @@ from steward.tracking._models import (
     Metric,
     Page,
     Run,
-    RunStatus,
 )
 from steward.tracking._records import RunRecords
 from steward.tracking._rows import load_runs
+from steward.tracking._runs import RunWrites
 from steward.tracking._search import compile_filter, compile_order_by
-from steward.tracking._statements import (
-    END_RUN,
-    INSERT_METRICS,
-    INSERT_PARAMS,
-    INSERT_RUN,
-    UPSERT_LATEST_METRICS,
-)
+from steward.tracking._starts import RunStart, write_pending_start, write_pending_starts
+from steward.tracking._statements import EXPERIMENT_BY_NAME_OR_ID
 from steward.tracking._tables import (
     environments,
     metrics,
-    params,
-    run_tags,
     runs,
 )
-from steward.tracking._validation import (
-    check_key,
-    check_name,
-    check_tags,
-    decode_param,
-    encode_param,
-)
+from steward.tracking._validation import check_name, check_tags
 
 __all__ = ["TrackingService"]
 
@@ -71,7 +53,7 @@ MAX_PAGE = 1_000
 ENVIRONMENT_TTL = 5.0  # seconds a captured environment is reused for new runs
 
 
-class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
+class TrackingService(ExperimentCatalog, RunWrites, RunRecords, RunLifecycle):
     """Experiments and runs of one steward home. Every change is audited.
 
     Reads need ``models:read``, changes ``models:write``, collecting artifacts
@@ -94,7 +76,7 @@ class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
         """Milliseconds since the epoch by the store's clock."""
         return int(self.store.clock.now().timestamp() * 1000)
 
-    # -- runs --------------------------------------------------------------
+    # -- experiments -------------------------------------------------------
 
     def start_run(
         self,
@@ -109,6 +91,11 @@ class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
     ) -> ActiveRun:
         """Start a run in an experiment (created when missing) and return its handle.
 
+        Everything is checked at once; the start itself is written with the run's
+        first write (a flush, its end, params, ...) and waits in memory at most
+        ``flush_interval`` seconds, like a metric value. ``run.flush()`` writes it
+        at once, e.g. before the run's id is handed to another process.
+
         Args:
             experiment: experiment name or id; a new name creates the experiment.
             name: run name (default: a generated one).
@@ -116,11 +103,13 @@ class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
             tags: initial tags.
             parent: parent run (id or handle), for nested runs such as HPO trials.
             seed: random seed; applied to ``random`` and NumPy and recorded.
-            flush_interval: longest time (seconds) a metric value waits in memory.
+            flush_interval: longest time (seconds) the start or a metric value waits
+                in memory.
 
         Raises:
             InvalidInputError: a name, key or value is malformed.
             NotFoundError: the parent run does not exist.
+            ConflictError: the experiment is archived.
             PermissionDeniedError: the caller lacks ``models:write``.
         """
         self.store.authorize(WRITE_SCOPE, resource=experiment_resource(experiment))
@@ -137,49 +126,59 @@ class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
             if isinstance(seed, bool) or not isinstance(seed, int):
                 raise InvalidInputError(f"seed must be an integer, got {seed!r}")
             seed_everything(seed)
-        environment = self._environment()
+        if parent_id is not None:
+            write_pending_start(parent_id)  # a child's row refers to its parent's
         run_id = new_id()
-        with self.store.unit_of_work() as uow:
-            exp_id, exp_name = self._experiment_for_run(uow, experiment)
-            if (
-                parent_id is not None
-                and not uow.conn.execute(sa.select(runs.c.id).where(runs.c.id == parent_id)).first()
-            ):
-                raise NotFoundError(f"parent run {parent_id!r} does not exist")
-            env_digest = self._store_environment(uow.conn, environment)
-            INSERT_RUN(
-                uow.conn,
-                [
-                    (
-                        run_id,
-                        exp_id,
-                        name or f"run-{run_id[-8:]}",
-                        RunStatus.RUNNING.value,
-                        parent_id,
-                        uow.actor,
-                        uow.clock.now(),
-                        seed,
-                        env_digest,
-                        "",
-                    )
-                ],
-            )
-            self._insert_params(uow.conn, run_id, encoded, fresh=True)
-            self._upsert_tags(uow.conn, run_id, tag_values, fresh=True)
-            uow.audit(
-                "run.start",
-                "run",
-                run_id,
-                {
-                    "experiment": exp_name,
-                    "parent": parent_id,
-                    "params": {k: v[0] for k, v in encoded.items()},
-                    "seed": seed,
-                },
-            )
-        handle = ActiveRun(self, run_id, flush_interval=flush_interval)
+        exp_id, exp_name, environment = self._run_home(experiment, parent_id)
+        start = RunStart(
+            run_id=run_id,
+            experiment_id=exp_id,
+            experiment_name=exp_name,
+            name=name or f"run-{run_id[-8:]}",
+            parent_id=parent_id,
+            actor=self.store.actor,
+            start_time=self.store.clock.now(),
+            seed=seed,
+            environment_digest=environment[1] if environment else None,
+            environment_content=environment[0] if environment else None,
+            params=encoded,
+            tags=tag_values,
+            store=self.store,
+            pid=os.getpid(),
+        )
+        handle = ActiveRun(self, run_id, flush_interval=flush_interval, start=start)
         handle._params.update(params or {})
         return handle
+
+    def _run_home(
+        self, experiment: str, parent_id: str | None
+    ) -> tuple[str, str, tuple[str | None, str] | None]:
+        """Check where a new run goes, in one read; create the experiment when missing.
+
+        Returns the experiment's id and name, and the environment snapshot as
+        ``(content, digest)``, the content None when the snapshot is stored already.
+        """
+        snapshot = self._environment()
+        environment: tuple[str | None, str] | None = snapshot
+        with self.store.database.read() as conn:
+            row: Sequence[Any] | None = EXPERIMENT_BY_NAME_OR_ID(
+                conn, (experiment, experiment)
+            ).fetchone()
+            if (
+                parent_id is not None
+                and not conn.execute(sa.select(runs.c.id).where(runs.c.id == parent_id)).first()
+            ):
+                raise NotFoundError(f"parent run {parent_id!r} does not exist")
+            if snapshot is not None and self._environment_stored(conn, snapshot[1]):
+                environment = (None, snapshot[1])
+        if row is None:
+            with self.store.unit_of_work() as uow:
+                exp_id, exp_name = self._experiment_for_run(uow, experiment)
+            return exp_id, exp_name, environment
+        exp_id, exp_name, archived_at = row
+        if archived_at is not None:
+            raise ConflictError(f"experiment {exp_name!r} is archived; restore it to add runs")
+        return str(exp_id), str(exp_name), environment
 
     def _environment(self) -> tuple[str, str] | None:
         """Return ``(canonical JSON, digest)`` of the environment, reused for a few seconds.
@@ -198,19 +197,16 @@ class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
         self._environment_cache = (now, os.getcwd(), snapshot)
         return snapshot
 
-    def _store_environment(self, conn: Connection, snapshot: tuple[str, str] | None) -> str | None:
-        if snapshot is None:
-            return None
-        content, digest = snapshot
+    def _environment_stored(self, conn: Connection, digest: str) -> bool:
+        """Whether a snapshot is in the database (remembered once seen there)."""
         if digest in self._stored_environments:
-            return digest
-        exists = conn.execute(
+            return True
+        found = conn.execute(
             sa.select(environments.c.digest).where(environments.c.digest == digest)
         ).first()
-        if not exists:
-            insert_unless_present(conn, environments, {"digest": digest, "content": content})
-        self._stored_environments.add(digest)
-        return digest
+        if found:
+            self._stored_environments.add(digest)
+        return found is not None
 
     def get_run(self, run_id: str) -> Run:
         """Return a run with its params, latest metrics and tags.
@@ -220,158 +216,8 @@ class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
             PermissionDeniedError: the caller lacks ``models:read``.
         """
         self.store.authorize(READ_SCOPE, resource=run_resource(run_id))
+        write_pending_start(run_id)
         return get_run(self.store, run_id)
-
-    def _encode_params(self, values: Mapping[str, Any]) -> dict[str, tuple[str, str, float | None]]:
-        return {check_key("param", k): encode_param(k, v) for k, v in values.items()}
-
-    def _insert_params(
-        self,
-        conn: Connection,
-        run_id: str,
-        encoded: Mapping[str, tuple[str, str, float | None]],
-        *,
-        fresh: bool = False,
-    ) -> dict[str, tuple[str, str, float | None]]:
-        if not encoded:
-            return {}
-        existing = (
-            {}
-            if fresh
-            else {
-                r.key: (r.value, r.type)
-                for r in conn.execute(
-                    sa.select(params.c.key, params.c.value, params.c.type).where(
-                        params.c.run_id == run_id, params.c.key.in_(list(encoded))
-                    )
-                )
-            }
-        )
-        new = {}
-        for key, (text, kind, number) in encoded.items():
-            if key in existing:
-                if existing[key] != (text, kind):
-                    old = decode_param(*existing[key])
-                    raise ConflictError(
-                        f"param {key!r} of run {run_id} is already {old!r}; params are immutable, "
-                        f"cannot set {decode_param(text, kind)!r}"
-                    )
-                continue
-            new[key] = (text, kind, number)
-        INSERT_PARAMS(conn, [(run_id, k, t, kind, n) for k, (t, kind, n) in new.items()])
-        return new
-
-    def _log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
-        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
-        encoded = self._encode_params(values)
-        with self.store.unit_of_work() as uow:
-            require_run(uow.conn, run_id, running=True)
-            new = self._insert_params(uow.conn, run_id, encoded)
-            if new:
-                uow.audit(
-                    "run.params.log", "run", run_id, {"params": {k: v[0] for k, v in new.items()}}
-                )
-
-    def _upsert_tags(
-        self, conn: Connection, run_id: str, values: Mapping[str, str], *, fresh: bool = False
-    ) -> None:
-        if not values:
-            return
-        if not fresh:
-            conn.execute(
-                run_tags.delete().where(
-                    run_tags.c.run_id == run_id, run_tags.c.key.in_(list(values))
-                )
-            )
-        conn.execute(
-            run_tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()]
-        )
-
-    def _set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
-        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
-        checked = check_tags(values)
-        with self.store.unit_of_work() as uow:
-            require_run(uow.conn, run_id)
-            self._upsert_tags(uow.conn, run_id, checked)
-            uow.audit("run.tags.set", "run", run_id, {"tags": checked})
-
-    def set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
-        """Set tags on any run (running or ended).
-
-        Raises:
-            NotFoundError: no run has that id.
-            PermissionDeniedError: the caller lacks ``models:write``.
-        """
-        self._set_tags(run_id, values)
-
-    def _authorize_run_write(self, run_id: str) -> None:
-        """Check the caller may write to a run: once per handle and per flush, not per value."""
-        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
-
-    def _write_metrics(self, run_id: str, rows: list[tuple[str, float, int, int]]) -> None:
-        self._authorize_run_write(run_id)
-        with self.store.unit_of_work() as uow:
-            require_run(uow.conn, run_id)
-            self._insert_metrics(uow, run_id, rows)
-
-    def _insert_metrics(
-        self, uow: UnitOfWork, run_id: str, rows: list[tuple[str, float, int, int]]
-    ) -> None:
-        if not rows:
-            return
-        INSERT_METRICS(uow.conn, [(run_id, k, v, s, t) for k, v, s, t in rows])
-        latest: dict[str, tuple[float, int, int]] = {}
-        for key, value, step, ts in rows:
-            if key not in latest or (step, ts) >= latest[key][1:]:
-                latest[key] = (value, step, ts)
-        UPSERT_LATEST_METRICS(uow.conn, [(run_id, k, v, s, t) for k, (v, s, t) in latest.items()])
-        uow.audit("run.metrics.log", "run", run_id, {"values": len(rows), "keys": sorted(latest)})
-
-    def _end_run(
-        self,
-        run_id: str,
-        status: RunStatus,
-        *,
-        rows: list[tuple[str, float, int, int]],
-        error: str | None,
-        wall_seconds: float,
-        cpu_seconds: float,
-    ) -> None:
-        self._authorize_run_write(run_id)
-        with self.store.unit_of_work() as uow:
-            updated = END_RUN(
-                uow.conn,
-                (status.value, uow.clock.now(), error, wall_seconds, cpu_seconds, run_id),
-            )
-            if updated.rowcount == 0:  # missing, or ended meanwhile (by another handle)
-                row = require_run(uow.conn, run_id)
-                raise ConflictError(
-                    f"run {run_id} is already {row.status}; only a running run can be ended"
-                )
-            self._insert_metrics(uow, run_id, rows)
-            uow.audit(
-                "run.end", "run", run_id, {"status": status.value, "error": (error or "")[-500:]}
-            )
-
-    def add_note(self, run_id: str, text: str) -> None:
-        """Append a note to a run.
-
-        Raises:
-            InvalidInputError: the note is empty.
-            NotFoundError: no run has that id.
-            PermissionDeniedError: the caller lacks ``models:write``.
-        """
-        self.store.authorize(WRITE_SCOPE, resource=run_resource(run_id))
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInputError("a note must be non-empty text")
-        with self.store.unit_of_work() as uow:
-            require_run(uow.conn, run_id)
-            current = uow.conn.execute(
-                sa.select(runs.c.notes).where(runs.c.id == run_id)
-            ).scalar_one()
-            notes = f"{current}\n{text}" if current else text
-            uow.conn.execute(runs.update().where(runs.c.id == run_id).values(notes=notes))
-            uow.audit("run.note", "run", run_id, {"text": text[:1000]})
 
     # -- reading -----------------------------------------------------------
 
@@ -383,6 +229,7 @@ class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
             PermissionDeniedError: the caller lacks ``models:read``.
         """
         self.store.authorize(READ_SCOPE, resource=run_resource(run_id))
+        write_pending_start(run_id)
         query = (
             sa.select(metrics.c.value, metrics.c.step, metrics.c.ts_ms)
             .where(metrics.c.run_id == run_id, metrics.c.key == key)
@@ -422,6 +269,7 @@ class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
         offset = _decode_token(page_token)
         condition = compile_filter(filter)
         ordering = compile_order_by(order_by)
+        write_pending_starts(self.store)  # this process finds the runs it started
         query = sa.select(runs.c.id)
         with self.store.database.read() as conn:
             if experiment is not None:
@@ -449,6 +297,8 @@ class TrackingService(ExperimentCatalog, RunRecords, RunLifecycle):
         self.store.authorize(READ_SCOPE)
         if len(run_ids) < 2:
             raise InvalidInputError("compare needs at least two run ids")
+        for run_id in run_ids:
+            write_pending_start(run_id)
         with self.store.database.read() as conn:
             found = load_runs(conn, run_ids)
         missing = sorted(set(run_ids) - {r.id for r in found})

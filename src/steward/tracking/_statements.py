@@ -1,21 +1,32 @@
 """Prepared statements of the run hot path: starting, ending and flushing a run.
 
-Creating a run and ending it run a handful of statements each; at the driver
-level (``steward.store.PreparedInsert``) they cost a fraction of SQLAlchemy's
+Writing a run's start and end runs a handful of statements; on the driver's
+cursor (``steward.store.PreparedInsert``) they cost a fraction of SQLAlchemy's
 per-statement overhead. Everything else in tracking uses SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
 from steward.store import PreparedInsert, PreparedStatement
-from steward.tracking._tables import experiments, latest_metrics, metrics, params, runs
+from steward.tracking._tables import (
+    environments,
+    experiments,
+    latest_metrics,
+    metrics,
+    params,
+    run_tags,
+    runs,
+)
 
 __all__ = [
     "END_RUN",
     "EXPERIMENT_BY_NAME_OR_ID",
+    "INSERT_ENVIRONMENT",
+    "INSERT_LATEST_METRICS",
     "INSERT_METRICS",
     "INSERT_PARAMS",
     "INSERT_RUN",
+    "INSERT_TAGS",
     "UPSERT_LATEST_METRICS",
 ]
 
@@ -34,6 +45,10 @@ INSERT_RUN = PreparedInsert(
         "parent_run_id",
         "user",
         "start_time",
+        "end_time",
+        "error",
+        "wall_seconds",
+        "cpu_seconds",
         "seed",
         "environment_digest",
         "notes",
@@ -41,6 +56,13 @@ INSERT_RUN = PreparedInsert(
 )
 
 INSERT_PARAMS = PreparedInsert(params, ["run_id", "key", "value", "type", "num_value"])
+
+INSERT_TAGS = PreparedInsert(run_tags, ["run_id", "key", "value"])
+
+# Snapshots are keyed by content: another writer storing the same one first is fine.
+INSERT_ENVIRONMENT = PreparedInsert(
+    environments, ["digest", "content"], suffix=" ON CONFLICT (digest) DO NOTHING"
+)
 
 # Only a running run is ended: a second handle cannot overwrite a finished run's status.
 END_RUN = PreparedStatement(
@@ -57,6 +79,9 @@ END_RUN = PreparedStatement(
 )
 
 INSERT_METRICS = PreparedInsert(metrics, ["run_id", "key", "value", "step", "ts_ms"])
+
+# A run written in the same transaction has no latest values yet: a plain insert.
+INSERT_LATEST_METRICS = PreparedInsert(latest_metrics, ["run_id", "key", "value", "step", "ts_ms"])
 
 # The latest value per key: replaced only by a higher step, or the same step logged
 # later (equal times: the later write wins), in one statement on SQLite and PostgreSQL.
