@@ -468,6 +468,8 @@ class _Handlers:
             view = runtime.describe()
             failure = self.worker.failures.get(name)
             view["load_error"] = None if failure is None else failure.error
+            compactor = self.worker.compactor
+            view["log_compaction"] = None if compactor is None else compactor.describe()
             return _json(view)
         except Exception as exc:
             return error_response(exc)

@@ -111,6 +111,15 @@ class GatewaySettings(PredictionLogSettings):
             "decides (e.g. `steward deployments canary step` from the prediction log)."
         ),
     )
+    gateway_compact_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "Seconds between rounds in which each worker compacts the prediction log's sealed "
+            "segments into Parquet partitions (one worker at a time; 0: never, leave it to "
+            "`steward logs compact`)."
+        ),
+    )
 
     def memory_budget_bytes(self) -> int | None:
         """Return the model memory budget in bytes, or None when there is none."""

@@ -78,6 +78,20 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.log_compactions = Counter(
+            "steward_gateway_log_compactions",
+            "Rounds of prediction log compaction this worker ran, by outcome (ok; corrupt: "
+            "a segment failed verification and was left; busy: another worker was "
+            "compacting, round skipped; failed: an error, segments kept for the next round).",
+            ("outcome",),
+            registry=self.registry,
+        )
+        self.log_compacted_records = Counter(
+            "steward_gateway_log_compacted_records",
+            "Prediction log records this worker moved from segments into Parquet partitions.",
+            registry=self.registry,
+        )
+
     def count_request(
         self, deployment: str, variant: str | None, status: int, *, test: bool, seconds: float
     ) -> None:

@@ -7,6 +7,8 @@ swapped in atomically (one dict assignment); requests already running finish
 on the revision they started on. A revision that fails to load never takes
 traffic: the previous one keeps serving and the error is reported in status.
 Loaded models are kept within ``gateway_memory_budget_mb`` (see ``_residency``).
+Every ``gateway_compact_interval_s`` the worker compacts the prediction log's
+sealed segments into Parquet partitions (see ``_log_compaction``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from steward.serving._canary_service import CanaryService
 from steward.serving._deployments import DeploymentService
 from steward.serving._gateway_settings import GatewaySettings
 from steward.serving._limits import AdmissionController, RateLimiter
+from steward.serving._log_compaction import LogCompactor
 from steward.serving._metrics import GatewayMetrics
 from steward.serving._online_features import FeatureFetcher
 from steward.serving._predlog import PredictionLog
@@ -116,6 +119,7 @@ class GatewayWorker:
         self._features: FeatureStore | None = None
         self.polled = False
         self._logs: dict[str, PredictionLog] = {}
+        self.compactor: LogCompactor | None = None
         self._poller: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
 
@@ -135,10 +139,15 @@ class GatewayWorker:
 
     async def start(self) -> None:
         """Load every deployment, then poll for new revisions in the background."""
-        self.log_for("durable")
+        self.compactor = LogCompactor(
+            self.log_for("durable").archive,
+            interval_s=self.settings.gateway_compact_interval_s,
+            metrics=self.metrics,
+        )
         await self.refresh()
         self._poller = asyncio.create_task(self._poll(), name="steward-gateway-poll")
         self.canaries.start(worker_id=self.log_for("durable").worker_id)
+        self.compactor.start()
 
     async def refresh(self) -> None:
         """Load revisions that changed since the last look; keep the old ones on failure."""
@@ -268,6 +277,8 @@ class GatewayWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         await self.canaries.close()
+        if self.compactor is not None:
+            await self.compactor.close()
         for runtime in self.runtimes.values():
             for task in list(runtime.shadow_tasks):
                 with contextlib.suppress(Exception, asyncio.CancelledError):
