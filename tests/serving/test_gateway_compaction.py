@@ -162,3 +162,30 @@ def test_concurrent_compactors_neither_lose_nor_duplicate_records(home: Home) ->
     assert rival_records > 0
     assert rival_records + compactor.records + final.records == len(ids)
     assert archive.verify().ok
+
+
+def test_failed_compaction_is_counted_and_retried(home: Home) -> None:
+    s = settings(home, gateway_compact_interval_s=0)
+    root = Path(s.resolved_predictions_uri())
+    archive = PredictionArchive.from_settings(s)
+    with TestClient(create_app(s, store=home.store)) as client:
+        worker = client.app.state.worker  # type: ignore[attr-defined]
+        ids = [predict(client) for _ in range(8)]
+        sealed = len(sealed_segments(s.resolved_prediction_log_dir()))
+        root.rmdir()
+        root.write_bytes(b"not a folder")  # the Parquet root cannot be written
+        try:
+            assert client.portal.call(worker.compactor.run_once) is None
+            failed = status(client)
+            metrics = client.get("/metrics").text
+        finally:
+            root.unlink()
+            root.mkdir()
+        retried = client.portal.call(worker.compactor.run_once)
+        recovered = status(client)
+    assert failed["last_error"] and failed["last_compaction_at"] is None
+    assert 'steward_gateway_log_compactions_total{outcome="failed"} 1.0' in metrics
+    assert len(sealed_segments(s.resolved_prediction_log_dir())) == 0
+    assert retried.segments == sealed
+    assert recovered["last_error"] is None and recovered["last_compaction_at"] is not None
+    assert logged(archive) == Counter(ids)
