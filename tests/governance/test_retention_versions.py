@@ -17,6 +17,7 @@ from steward.governance import (
     HoldService,
     RetentionItem,
     RetentionService,
+    build_report,
     parse_rules,
 )
 from steward.sdk import Steward, connect
@@ -106,8 +107,12 @@ def test_an_old_archived_version_loses_its_bytes_and_keeps_its_record(
     )
     record = st.registry.get_version(old)
     assert (record.stage.value, record.purged_by_rule) == ("archived", RULE)
-    assert st.registry.card(old).generated
+    estimator = st.registry.card(old).generated["overview"]["estimator"]
+    assert estimator
+    edited = st.registry.update_card(old, {"caveats": "retired in 2026"})
+    assert edited.generated["overview"]["estimator"] == estimator
     assert st.registry.lineage(old).nodes
+    assert "fraud:1" in build_report(st.store, st.promotions, old).to_markdown()
     assert st.registry.load(current) is not None
     event = st.store.audit.list_events(action="retention.apply", limit=1)[0]
     assert event.details["model_versions_purged"] == [old]
