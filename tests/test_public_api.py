@@ -123,6 +123,8 @@ PUBLIC = {
         "PolicyError",
         "PolicyProblem",
         "PolicyVersion",
+        "PredictionPartition",
+        "PredictionPartitions",
         "PromotionFrozenError",
         "PromotionGate",
         "PromotionPlan",

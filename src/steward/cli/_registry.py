@@ -134,6 +134,11 @@ def models_version(
         f"aliases {', '.join(version.aliases) or '-'}"
     )
     console.print(f"  artifact sha256:{version.artifact_digest} ({version.artifact_size} bytes)")
+    if version.purged_at is not None:
+        console.print(
+            f"  artifacts deleted on {version.purged_at.date().isoformat()} by retention rule "
+            f"'{version.purged_by_rule}'; the record is kept"
+        )
     console.print(f"  source {version.source.get('kind')} run {version.run_id or '-'}")
     if version.stage_reason:
         console.print(f"  stage reason: {version.stage_reason}")

@@ -70,30 +70,24 @@ def _rules(lines: list[str], path: Path | None) -> tuple[RetentionRule, ...]:
     return parse_rules(lines) if lines else DEFAULT_RULES
 
 
-def _archive(home: Path | None) -> PredictionArchive:
+def _archive(home: Path | None, rules: Sequence[RetentionRule]) -> PredictionArchive | None:
+    """The prediction log, when a rule covers predictions."""
+    if not any(r.kind == "predictions" for r in rules):
+        return None
     overrides: dict[str, Any] = {} if home is None else {"home": home}
     return PredictionArchive.from_settings(load_settings(PredictionLogSettings, **overrides))
-
-
-def _partitions(archive: PredictionArchive, before: date) -> list[tuple[str, date]]:
-    found = {
-        (p.deployment, p.day)
-        for p in archive.store.parts()
-        if p.deployment is not None and p.day < before
-    }
-    return sorted(found)
 
 
 def _cut(text: str) -> str:
     return escape(text if len(text) <= _CELL else text[: _CELL - 1] + "…")
 
 
-def _print_plan(plan: RetentionPlan, predictions: list[dict[str, Any]]) -> None:
+def _print_plan(plan: RetentionPlan) -> None:
     rules = ", ".join(str(r) for r in plan.rules)
     rows = [(i.kind, i.id[:16], i.label, i.action, i.reason) for i in plan.items]
     rows += [
-        ("predictions", f"{p['deployment']}/{p['date']}", p["deployment"], p["action"], p["reason"])
-        for p in predictions
+        ("predictions", f"{p.deployment}/{p.day.isoformat()}", p.deployment, p.action, p.reason)
+        for p in plan.predictions
     ]
     print_table(
         f"retention at {plan.at.date().isoformat()} ({escape(rules)})",
@@ -113,27 +107,6 @@ def _print_plan(plan: RetentionPlan, predictions: list[dict[str, Any]]) -> None:
         console.print("deleted: " + ", ".join(f"{k} {v}" for k, v in plan.deleted.items()))
 
 
-def _prediction_rows(
-    archive: PredictionArchive, cutoff: date, holds: HoldService
-) -> list[dict[str, Any]]:
-    active = holds.active()
-    rows = []
-    for deployment, day in _partitions(archive, cutoff):
-        hold = active.for_partition(deployment, day)
-        rows.append(
-            {
-                "deployment": deployment,
-                "date": day.isoformat(),
-                "action": "keep" if hold else "delete",
-                "reason": f"held by {hold.id} ({hold.selector}): {hold.reason}"
-                if hold
-                else f"older than {cutoff.isoformat()}",
-                "hold": hold.id if hold else None,
-            }
-        )
-    return rows
-
-
 @retention_app.command("plan")
 def plan(
     rule: list[str] = RuleOption,
@@ -144,22 +117,18 @@ def plan(
     """Show what retention would delete and what it keeps, with the reason for each; change nothing.
 
     Needs `admin`. Without --rule or --rules the defaults apply: runs archived for 90d,
-    dataset versions unreferenced for 180d, model versions archived for 7y (reported
-    only), prediction partitions older than 400d.
+    dataset versions unreferenced for 180d, model versions archived for 7y (their
+    artifact bytes; the record stays), prediction partitions older than 400d.
     """
     chosen = _rules(rule, rules)
     with _client(home) as st:
-        holds = HoldService(st.store)
-        found = RetentionService(st.store, st.registry, holds=holds).plan(chosen)
-        predictions = (
-            _prediction_rows(_archive(home), found.prediction_cutoff, holds)
-            if found.prediction_cutoff
-            else []
+        found = RetentionService(st.store, st.registry).plan(
+            chosen, predictions=_archive(home, chosen)
         )
     if json:
-        print_json({**found.as_dict(), "predictions": predictions})
+        print_json(found.as_dict())
         return
-    _print_plan(found, predictions)
+    _print_plan(found)
 
 
 @retention_app.command("apply")
@@ -172,42 +141,22 @@ def apply(
 ) -> None:
     """Delete what the rules let go; audited, idempotent; held and used objects stay.
 
-    Runs go with their params, metrics, tags and links; a blob goes only when nothing
-    else refers to it; prediction partitions are purged unless a hold covers their date.
+    Runs go with their params, metrics, tags and links; archived model versions lose
+    their artifact bytes but keep their record, card and lineage; a blob goes only when
+    nothing else refers to it; prediction partitions are purged unless a hold covers
+    their date.
     """
     chosen = _rules(rule, rules)
     if not yes and not json:
         typer.confirm("Delete everything the plan lists for deletion?", abort=True)
     with _client(home) as st:
-        holds = HoldService(st.store)
-        service = RetentionService(st.store, st.registry, holds=holds)
-        done = service.apply(chosen)
-        predictions = (
-            _purge_predictions(service, holds, _archive(home), done.prediction_cutoff)
-            if done.prediction_cutoff
-            else []
+        done = RetentionService(st.store, st.registry).apply(
+            chosen, predictions=_archive(home, chosen)
         )
     if json:
-        print_json({**done.as_dict(), "predictions": predictions})
+        print_json(done.as_dict())
         return
-    _print_plan(done, predictions)
-
-
-def _purge_predictions(
-    service: RetentionService, holds: HoldService, archive: PredictionArchive, cutoff: date
-) -> list[dict[str, Any]]:
-    rows = _prediction_rows(archive, cutoff, holds)
-    active = holds.active()  # one read for the whole purge
-
-    def held(deployment: str, day: date) -> bool:
-        return active.for_partition(deployment, day) is not None
-
-    for deployment in sorted({r["deployment"] for r in rows}):
-        report = archive.purge(deployment, cutoff, held=held)
-        deleted = [d for _, d in report.deleted]
-        kept = [(d, active.for_partition(deployment, d)) for _, d in report.held]
-        service.record_prediction_purge(deployment, cutoff, deleted, kept)
-    return rows
+    _print_plan(done)
 
 
 @retention_app.command("delete-run")

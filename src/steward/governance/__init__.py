@@ -49,6 +49,7 @@ from steward.governance._promotions import (
 from steward.governance._report import VersionReport, build_report
 from steward.governance._retention import RetentionService
 from steward.governance._retention_guard import GovernanceRetentionGuard
+from steward.governance._retention_predictions import PredictionPartition, PredictionPartitions
 from steward.governance._retention_rules import (
     DEFAULT_RULES,
     LegalHoldError,
@@ -96,6 +97,8 @@ __all__ = [
     "PolicyError",
     "PolicyProblem",
     "PolicyVersion",
+    "PredictionPartition",
+    "PredictionPartitions",
     "PromotionFrozenError",
     "PromotionGate",
     "PromotionPlan",

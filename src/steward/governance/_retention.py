@@ -18,19 +18,23 @@ units of work; running it again deletes nothing more. A blob is deleted only whe
 remaining run and no model version (manifest, files, example, compilation) refers to
 it: artifacts are content-addressed and shared.
 
-Limits: model versions are never deleted (the registry keeps every version's record
-and bytes); a ``model_versions`` rule reports the versions past their period.
-Prediction partitions are purged by the prediction log, with :meth:`HoldService.
-is_held_partition` deciding holds (``steward retention apply`` wires both).
+An archived model version past a ``model_versions`` rule loses its artifact bytes
+(manifest, files, compilations) unless a hold covers it or a deployment revision
+routes to it; its record, card, lineage and input example stay, and loading it
+names the rule and date. Prediction partitions are purged through the
+:class:`PredictionPartitions` seam (serving's ``PredictionArchive``) when one is
+passed to :meth:`RetentionService.plan` / :meth:`RetentionService.apply`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 
 from steward.core import ConflictError, InvalidInputError, NotFoundError
 from steward.governance._holds import ActiveHolds, HoldService, LegalHold
+from steward.governance._retention_predictions import PredictionPartitions, partition_items
 from steward.governance._retention_rules import (
     DEFAULT_RULES,
     LegalHoldError,
@@ -38,7 +42,17 @@ from steward.governance._retention_rules import (
     RetentionPlan,
     RetentionRule,
 )
-from steward.governance._retention_scan import Scan, collect_scan, delete_runs_and_datasets
+from steward.governance._retention_scan import (
+    Scan,
+    audit_apply,
+    collect_scan,
+    delete_runs_and_datasets,
+)
+from steward.governance._retention_versions import (
+    delete_version_blobs,
+    mark_versions,
+    plan_versions,
+)
 from steward.registry import RegistryService
 from steward.store import Store
 
@@ -46,13 +60,13 @@ __all__ = ["RetentionService"]
 
 
 class RetentionService:
-    """Plan and apply retention over runs, artifacts and dataset versions; needs ``admin``.
+    """Plan and apply retention: runs, datasets, model versions, predictions; needs ``admin``.
 
     Example:
         >>> retention = RetentionService(store, registry)  # doctest: +SKIP
         >>> plan = retention.plan(parse_rules(["runs: archived for 90d"]))  # doctest: +SKIP
-        >>> retention.apply(plan.rules).deleted  # doctest: +SKIP
-        {'runs': 3, 'artifacts': 5, 'dataset_versions': 0, 'bytes': 1024}
+        >>> retention.apply(plan.rules, predictions=archive).deleted["runs"]  # doctest: +SKIP
+        3
     """
 
     def __init__(
@@ -62,17 +76,36 @@ class RetentionService:
         self.registry = registry
         self.holds = holds or HoldService(store)
 
-    def plan(self, rules: Sequence[RetentionRule] = DEFAULT_RULES) -> RetentionPlan:
+    def plan(
+        self,
+        rules: Sequence[RetentionRule] = DEFAULT_RULES,
+        *,
+        predictions: PredictionPartitions | None = None,
+    ) -> RetentionPlan:
         """List what the rules would delete and what they keep, changing nothing.
+
+        Args:
+            rules: the retention rules.
+            predictions: the prediction log to plan a ``predictions`` rule over
+                (without it such a rule only sets ``prediction_cutoff``).
 
         Raises:
             PermissionDeniedError: the caller lacks ``admin``.
         """
         self.store.authorize("admin", resource="retention")
-        return self._plan(tuple(rules))
+        return self._plan(tuple(rules), predictions)
 
-    def apply(self, rules: Sequence[RetentionRule] = DEFAULT_RULES) -> RetentionPlan:
+    def apply(
+        self,
+        rules: Sequence[RetentionRule] = DEFAULT_RULES,
+        *,
+        predictions: PredictionPartitions | None = None,
+    ) -> RetentionPlan:
         """Delete what :meth:`plan` lists for deletion; audited, idempotent.
+
+        Archived versions are marked purged first, then prediction partitions, runs
+        and datasets go, then the blobs nothing uses any more; one ``retention.apply``
+        event lists the rules, the counts and the purged versions.
 
         Returns:
             The plan as applied, with counts of what was deleted.
@@ -81,11 +114,22 @@ class RetentionService:
             PermissionDeniedError: the caller lacks ``admin``.
         """
         self.store.authorize("admin", resource="retention")
-        plan = self._plan(tuple(rules))
-        deleted = delete_runs_and_datasets(self.store, plan.items, rules=[str(r) for r in rules])
-        return RetentionPlan(
-            plan.at, plan.rules, plan.items, plan.prediction_cutoff, applied=True, deleted=deleted
-        )
+        rules = tuple(rules)
+        plan = self._plan(rules, predictions)
+        purged = mark_versions(self.store, plan.items, self.holds.active())
+        partitions = 0
+        if predictions is not None and plan.prediction_cutoff is not None:
+            partitions = self._purge_predictions(predictions, plan.prediction_cutoff)
+        deleted = delete_runs_and_datasets(self.store, plan.items)
+        blobs, size = delete_version_blobs(self.store, plan.items)
+        deleted |= {
+            "model_versions": len(purged),
+            "model_artifacts": blobs,
+            "model_bytes": size,
+            "prediction_partitions": partitions,
+        }
+        audit_apply(self.store, [str(r) for r in rules], deleted, {"model_versions_purged": purged})
+        return replace(plan, applied=True, deleted=deleted)
 
     def delete_run(self, run_id: str, *, reason: str) -> RetentionPlan:
         """Delete one run now, whatever its age, unless it is held or still used.
@@ -114,7 +158,8 @@ class RetentionService:
                 )
             error = LegalHoldError if mine.hold_id else ConflictError
             raise error(f"run {run_id} cannot be deleted: {mine.reason}")
-        deleted = delete_runs_and_datasets(self.store, items, rules=[f"manual: {reason}"])
+        deleted = delete_runs_and_datasets(self.store, items)
+        audit_apply(self.store, [f"manual: {reason}"], deleted, {})
         return RetentionPlan(scan.now, (), tuple(items), applied=True, deleted=deleted)
 
     def record_prediction_purge(
@@ -142,7 +187,9 @@ class RetentionService:
                 },
             )
 
-    def _plan(self, rules: tuple[RetentionRule, ...]) -> RetentionPlan:
+    def _plan(
+        self, rules: tuple[RetentionRule, ...], predictions: PredictionPartitions | None
+    ) -> RetentionPlan:
         scan = self._scan()
         items: list[RetentionItem] = []
         for rule in rules:
@@ -152,9 +199,31 @@ class RetentionService:
             if rule.kind == "dataset_versions":
                 items.extend(scan.dataset_items(rule, items))
             elif rule.kind == "model_versions":
-                items.extend(scan.version_items(rule))
+                items.extend(plan_versions(scan, rule, items))
         cutoff = next(((scan.now - r.age).date() for r in rules if r.kind == "predictions"), None)
-        return RetentionPlan(scan.now, rules, tuple(_dedupe(items)), cutoff)
+        partitions = (
+            partition_items(predictions, cutoff, scan.holds)
+            if predictions is not None and cutoff is not None
+            else []
+        )
+        return RetentionPlan(
+            scan.now, rules, tuple(_dedupe(items)), cutoff, predictions=tuple(partitions)
+        )
+
+    def _purge_predictions(self, log: PredictionPartitions, cutoff: date) -> int:
+        """Purge partitions before ``cutoff`` deployment by deployment, holds read once."""
+        active = self.holds.active()
+
+        def held(deployment: str, day: date) -> bool:
+            return active.for_partition(deployment, day) is not None
+
+        count = 0
+        for deployment in sorted({d for d, _ in log.partitions(cutoff)}):
+            report = log.purge(deployment, cutoff, held=held)
+            kept = [(d, active.for_partition(deployment, d)) for _, d in report.held]
+            self.record_prediction_purge(deployment, cutoff, [d for _, d in report.deleted], kept)
+            count += len(report.deleted)
+        return count
 
     def _scan(self) -> Scan:
         holds: ActiveHolds = self.holds.active()

@@ -15,12 +15,13 @@ from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from steward.core import KeepReason, StewardError
 from steward.governance._holds import HoldService, LegalHold
 from steward.store import Store, metadata
 
-__all__ = ["GovernanceRetentionGuard", "manifest_digests"]
+__all__ = ["GovernanceRetentionGuard", "deployment_refs", "manifest_digests", "manifest_files"]
 
 _CHUNK = 500  # ids per IN list
 
@@ -32,9 +33,54 @@ def manifest_digests(store: Store, manifest_digest: str) -> list[str]:
         StewardError, OSError, ValueError, LookupError, TypeError, AttributeError:
             the manifest cannot be read or parsed (callers keep everything then).
     """
+    return [digest for _path, digest, _size in manifest_files(store, manifest_digest)]
+
+
+def manifest_files(store: Store, manifest_digest: str) -> list[tuple[str, str, int | None]]:
+    """Return ``(path, digest, size)`` of each file a model version's manifest lists.
+
+    Raises:
+        StewardError, OSError, ValueError, LookupError, TypeError, AttributeError:
+            the manifest cannot be read or parsed (callers keep everything then).
+    """
     with store.artifacts.open(manifest_digest) as handle:
         manifest = json.loads(handle.read())
-    return [str(entry["digest"]) for entry in manifest.get("files", {}).values()]
+    return [
+        (str(path), str(entry["digest"]), entry.get("size"))
+        for path, entry in manifest.get("files", {}).items()
+    ]
+
+
+# Serving's tables, named here without importing serving (it sits above governance);
+# only the columns read. Every migrated home has them.
+_REVISIONS = sa.table(
+    "deployment_revisions", sa.column("deployment"), sa.column("revision"), sa.column("spec")
+)
+_LATEST = sa.table("deployments", sa.column("name"), sa.column("latest_revision"))
+
+
+def deployment_refs(conn: Connection) -> dict[str, str]:
+    """Map each model version (``fraud:3``) any deployment revision routes to, to the newest.
+
+    Every revision counts, not only the current one: a rollback may bring any back.
+    """
+    if not sa.inspect(conn).has_table("deployment_revisions"):
+        return {}
+    latest = dict(conn.execute(sa.select(_LATEST.c.name, _LATEST.c.latest_revision)).all())
+    found: dict[str, str] = {}
+    rows = conn.execute(
+        sa.select(_REVISIONS.c.deployment, _REVISIONS.c.revision, _REVISIONS.c.spec).order_by(
+            _REVISIONS.c.revision.desc()
+        )
+    ).all()
+    for row in rows:
+        when = "current" if latest.get(row.deployment) == row.revision else "a rollback target"
+        for variant in json.loads(row.spec).get("variants", []):
+            found.setdefault(
+                str(variant["model"]),
+                f"deployment {row.deployment} revision {row.revision} ({when})",
+            )
+    return found
 
 
 def _table(name: str) -> sa.Table:
@@ -103,7 +149,8 @@ class GovernanceRetentionGuard:
     def kept_blobs(self, digests: Collection[str]) -> dict[str, KeepReason]:
         """Return the blobs a model version uses: its manifest, files, example, compilations.
 
-        A manifest that cannot be read keeps every blob asked about (the safe side).
+        A version whose artifacts retention deleted keeps only its example. A manifest
+        that cannot be read keeps every blob asked about (the safe side).
         """
         wanted = set(digests)
         if not wanted:
@@ -126,6 +173,7 @@ class GovernanceRetentionGuard:
                     versions_t.c.version,
                     versions_t.c.artifact_digest,
                     versions_t.c.example_digest,
+                    versions_t.c.purged_at,
                 ).join(models_t, models_t.c.id == versions_t.c.model_id)
             ).all()
             compiled = conn.execute(
@@ -134,13 +182,18 @@ class GovernanceRetentionGuard:
                 )
             ).all()
         refs = {r.id: f"{r.name}:{r.version}" for r in rows}
+        purged = {r.id for r in rows if r.purged_at is not None}
         used: dict[str, str] = {}
         for row in rows:
-            for digest in filter(None, (row.artifact_digest, row.example_digest)):
+            manifest = None if row.id in purged else row.artifact_digest
+            for digest in filter(None, (manifest, row.example_digest)):
                 used.setdefault(digest, refs[row.id])
         for version_id, digest in compiled:
-            used.setdefault(digest, refs.get(version_id, version_id))
+            if version_id not in purged:
+                used.setdefault(digest, refs.get(version_id, version_id))
         for row in rows:
+            if row.id in purged:
+                continue
             try:
                 for digest in manifest_digests(self._store, row.artifact_digest):
                     used.setdefault(digest, refs[row.id])

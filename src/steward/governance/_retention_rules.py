@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.core import ConflictError, InvalidInputError
+from steward.governance._retention_predictions import PredictionPartition
 
 __all__ = [
     "DEFAULT_RULES",
@@ -152,7 +153,7 @@ def read_rules(path: str | Path) -> tuple[RetentionRule, ...]:
 class RetentionItem:
     """One object a rule looked at, and what retention does with it."""
 
-    kind: str  # run | artifact | dataset_version | model_version
+    kind: str  # run | artifact | dataset_version | model_version | model_artifact
     id: str
     label: str
     action: str  # delete | keep
@@ -185,6 +186,7 @@ class RetentionPlan:
     prediction_cutoff: date | None = None
     applied: bool = False
     deleted: dict[str, int] = field(default_factory=dict)
+    predictions: tuple[PredictionPartition, ...] = ()
 
     @property
     def to_delete(self) -> list[RetentionItem]:
@@ -207,4 +209,5 @@ class RetentionPlan:
             if self.prediction_cutoff
             else None,
             "items": [i.as_dict() for i in self.items],
+            "predictions": [p.as_dict() for p in self.predictions],
         }

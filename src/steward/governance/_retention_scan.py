@@ -11,7 +11,7 @@ points at runs is respected without a change here.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,12 +21,12 @@ from sqlalchemy.engine import Connection
 
 from steward.core import StewardError
 from steward.governance._holds import ActiveHolds
-from steward.governance._retention_guard import manifest_digests
+from steward.governance._retention_guard import deployment_refs, manifest_files
 from steward.governance._retention_rules import RetentionItem, RetentionRule
 from steward.registry import ModelVersion
 from steward.store import Store, metadata
 
-__all__ = ["Scan", "collect_scan", "delete_runs_and_datasets"]
+__all__ = ["Scan", "audit_apply", "collect_scan", "delete_runs_and_datasets"]
 
 # Rows that belong to a run and go with it.
 RUN_OWNED = ("params", "metrics", "latest_metrics", "run_tags", "run_artifacts", "run_datasets")
@@ -76,6 +76,8 @@ class Scan:
     dataset_other_refs: dict[str, str]
     protected: dict[str, str]
     manifest_problem: str | None = None
+    deployed: dict[str, str] = field(default_factory=dict)
+    version_files: dict[str, list[tuple[str, str, int | None]]] = field(default_factory=dict)
     versions_by_run: dict[str, list[ModelVersion]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -122,29 +124,6 @@ class Scan:
             items.append(
                 RetentionItem(
                     "dataset_version", row.id, label, action, reason, str(rule),
-                    hold.id if hold else None,
-                )
-            )  # fmt: skip
-        return items
-
-    def version_items(self, rule: RetentionRule) -> list[RetentionItem]:
-        """Archived versions past the rule's period: reported, never deleted."""
-        cutoff = self.now - rule.age
-        items = []
-        for version in self.versions:
-            if version.stage.value != "archived" or version.stage_changed_at > cutoff:
-                continue
-            hold = self.holds.for_version(version.model, version.version)
-            since = version.stage_changed_at.date().isoformat()
-            reason = (
-                f"held by {hold.id} ({hold.selector}): {hold.reason}"
-                if hold
-                else f"archived since {since}, past its period; the registry keeps every "
-                "version's record and bytes"
-            )
-            items.append(
-                RetentionItem(
-                    "model_version", version.id, version.ref, "keep", reason, str(rule),
                     hold.id if hold else None,
                 )
             )  # fmt: skip
@@ -256,7 +235,8 @@ def collect_scan(store: Store, versions: list[ModelVersion], holds: ActiveHolds)
             dataset_runs[row.dataset_id].add(row.run_id)
         other_refs = _other_refs(conn, "runs", RUN_OWNED, skip={"model_versions"})
         dataset_other = _other_refs(conn, "dataset_versions", ("run_datasets",), skip=set())
-    protected, problem = _protected_digests(store, versions)
+        deployed = deployment_refs(conn)
+    protected, problem, files = _protected_digests(store, versions)
     return Scan(
         now=store.clock.now(),
         holds=holds,
@@ -269,6 +249,8 @@ def collect_scan(store: Store, versions: list[ModelVersion], holds: ActiveHolds)
         dataset_other_refs=dataset_other,
         protected=protected,
         manifest_problem=problem,
+        deployed=deployed,
+        version_files=files,
     )
 
 
@@ -286,31 +268,37 @@ def _other_refs(
 
 def _protected_digests(
     store: Store, versions: list[ModelVersion]
-) -> tuple[dict[str, str], str | None]:
+) -> tuple[dict[str, str], str | None, dict[str, list[tuple[str, str, int | None]]]]:
     """Digests of every blob a model version uses: manifest, files, example, compilations."""
     protected: dict[str, str] = {}
     problem = None
+    files: dict[str, list[tuple[str, str, int | None]]] = {}
     for version in versions:
+        if version.purged_at is not None:  # only its example is left
+            if version.example_digest:
+                protected.setdefault(version.example_digest, version.ref)
+            continue
         digests = [version.artifact_digest, version.example_digest]
         digests += [c.artifact_digest for c in version.compilations.values()]
         for digest in filter(None, digests):
             protected.setdefault(digest, version.ref)
         try:
-            for digest in manifest_digests(store, version.artifact_digest):
-                protected.setdefault(digest, version.ref)
+            files[version.id] = manifest_files(store, version.artifact_digest)
         except (StewardError, OSError, ValueError, LookupError, TypeError, AttributeError) as exc:
             # Any failure keeps every blob of this plan: the safe side.
             problem = f"the manifest of {version.ref} could not be read ({type(exc).__name__})"
-    return protected, problem
+            continue
+        for _path, digest, _size in files[version.id]:
+            protected.setdefault(digest, version.ref)
+    return protected, problem, files
 
 
-def delete_runs_and_datasets(
-    store: Store, items: Sequence[RetentionItem], *, rules: Sequence[str]
-) -> dict[str, int]:
+def delete_runs_and_datasets(store: Store, items: Sequence[RetentionItem]) -> dict[str, int]:
     """Delete the ``delete`` items: runs (children first) and datasets in audited units of work.
 
     Blobs go after their rows' commit, each re-checked against the references then
     present: a crash in between leaves only unreferenced blobs, never a dangling row.
+    The caller closes with :func:`audit_apply`.
     """
     runs = [i.id for i in items if i.kind == "run" and i.action == "delete"]
     datasets = [i.id for i in items if i.kind == "dataset_version" and i.action == "delete"]
@@ -326,9 +314,16 @@ def delete_runs_and_datasets(
             store.artifacts.delete(digest)
             counts["artifacts"] += 1
             counts["bytes"] += size
-    with store.unit_of_work() as uow:
-        uow.audit("retention.apply", "retention", "home", {"rules": list(rules), **counts})
     return counts
+
+
+def audit_apply(
+    store: Store, rules: Sequence[str], counts: Mapping[str, int], details: Mapping[str, Any]
+) -> None:
+    """Record one ``retention.apply`` event: the rules, the counts and what was purged."""
+    with store.unit_of_work() as uow:
+        details = {"rules": list(rules), **counts, **details}
+        uow.audit("retention.apply", "retention", "home", details)
 
 
 def _blob_in_use(store: Store, digest: str) -> bool:

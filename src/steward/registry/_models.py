@@ -215,6 +215,9 @@ class ModelVersion:
         source: how the version arrived: ``{"kind": "run" | "direct" | "mlflow", ...}``
             with external ids (e.g. the MLflow run id) kept for lineage.
         metrics: the source run's latest metrics when the version was registered.
+        purged_at: when retention deleted the version's artifact bytes (its record,
+            card and lineage stay); ``None`` while the bytes are kept.
+        purged_by_rule: the retention rule that deleted them.
     """
 
     id: str
@@ -239,6 +242,8 @@ class ModelVersion:
     stage_changed_at: datetime
     aliases: tuple[str, ...] = ()
     compilations: dict[str, Compilation] = field(default_factory=dict)
+    purged_at: datetime | None = None
+    purged_by_rule: str | None = None
 
     @property
     def ref(self) -> str:
@@ -276,6 +281,8 @@ class ModelVersion:
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
             "stage_changed_at": self.stage_changed_at.isoformat(),
+            "purged_at": self.purged_at.isoformat() if self.purged_at else None,
+            "purged_by_rule": self.purged_by_rule,
         }
 
 

@@ -233,6 +233,8 @@ def load_versions(
             stage_changed_at=r.stage_changed_at,
             aliases=tuple(by_alias[r.id]),
             compilations=compiled[r.id],
+            purged_at=r.purged_at,
+            purged_by_rule=r.purged_by_rule,
         )
         for r in rows
     ]

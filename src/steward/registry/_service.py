@@ -25,6 +25,7 @@ from steward.registry._models import (
 from steward.registry._packaging import load_model
 from steward.registry._queries import load_versions, model_row
 from steward.registry._registration import ensure_model, lock_model
+from steward.registry._service_base import require_artifacts
 from steward.registry._service_documents import DocumentsMixin
 from steward.registry._service_lifecycle import LifecycleMixin
 from steward.registry._tables import model_versions, registered_models
@@ -301,7 +302,8 @@ class RegistryService(LifecycleMixin, DocumentsMixin):
             check_ranges: also refuse inputs outside the training ranges and categories.
 
         Raises:
-            NotFoundError: the reference points nowhere.
+            NotFoundError: the reference points nowhere, or retention deleted the
+                version's artifacts (the message names the rule and date).
             IntegrityError: stored bytes do not match their digest (nothing is deserialized).
             PermissionDeniedError: untrusted types in a skops file, an unsafe flavor
                 while unsafe flavors are not allowed, or a missing scope.
@@ -312,6 +314,7 @@ class RegistryService(LifecycleMixin, DocumentsMixin):
         self._authorize("models:read", parsed.name)
         with self.store.database.read() as conn:
             version = self._resolve(conn, parsed)[1]
+        require_artifacts(version)
         compiled = version.compilations.get("onnx")
         if prefer == "onnx" and compiled is not None and compiled.verified:
             flavor, digest, artifact = self.flavors["onnx"], compiled.artifact_digest, "onnx"

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from steward.core import ConfigurationError, ConflictError, canonical_json
+from steward.core import ConfigurationError, ConflictError, NotFoundError, canonical_json
 from steward.registry._cards import CardSources, ModelCard, generate_sections
 from steward.registry._compile import DEFAULT_ATOL, compile_model, store_compilation
 from steward.registry._lifecycle import AllowAllGate, TransitionGate
@@ -152,6 +152,7 @@ class ServiceBase:
 
     def _load_native(self, version: ModelVersion) -> object:
         """Load what was registered (every byte verified), for the service's own use."""
+        require_artifacts(version)
         flavor = self._flavor_of(version)
         model, _ = load_model(
             self.store.artifacts, version.artifact_digest, flavor, what=version.ref
@@ -168,6 +169,7 @@ class ServiceBase:
         return flavor
 
     def _require_deployable(self, version: ModelVersion, action: str) -> None:
+        require_artifacts(version)
         if not version.deployable:
             raise ConflictError(
                 f"{version.ref} is archived ({version.stage_reason}); archived versions stay "
@@ -243,4 +245,18 @@ class ServiceBase:
             editable=content.get("editable", {}),
             created_by=row.created_by,
             created_at=row.created_at,
+        )
+
+
+def require_artifacts(version: ModelVersion) -> None:
+    """Refuse a version whose artifact bytes retention deleted, naming the rule and date.
+
+    Raises:
+        NotFoundError: the version's artifacts were deleted; its record is kept.
+    """
+    if version.purged_at is not None:
+        raise NotFoundError(
+            f"{version.ref}'s artifacts were deleted by retention rule "
+            f"'{version.purged_by_rule}' on {version.purged_at.date().isoformat()}; "
+            "its record (card, lineage, transitions, audit) is kept"
         )

@@ -136,7 +136,10 @@ class DocumentsMixin(ServiceBase):
         parsed = ModelRef.parse(ref)
         self._authorize("models:write", parsed.name)
         before = self.get_version(parsed)
-        sources = self._card_sources(before.run_id, digest=before.artifact_digest)
+        kept: dict[str, Any] | None = None
+        if before.purged_at is not None:  # the manifest is gone; its estimator is on the card
+            kept = dict(self.card(before.ref).generated.get("overview", {}).get("estimator", {}))
+        sources = self._card_sources(before.run_id, description=kept, digest=before.artifact_digest)
         with self.store.unit_of_work() as uow:
             model, version = self._resolve(uow.conn, ModelRef(before.model, version=before.version))
             lock_model(uow, model.id)

@@ -195,7 +195,11 @@ class LifecycleMixin(ServiceBase):
     def archive(
         self, ref: str | ModelRef, *, reason: str, successor: int | None = None
     ) -> ModelVersion:
-        """Archive a version (see :meth:`transition`); it stays loadable for audit."""
+        """Archive a version (see :meth:`transition`); it stays loadable for audit.
+
+        A retention rule on archived versions may later delete its artifact bytes
+        (its record stays); loading it then raises ``NotFoundError`` naming the rule.
+        """
         return self.transition(ref, Stage.ARCHIVED, reason=reason, successor=successor)
 
     def _request(

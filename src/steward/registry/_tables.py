@@ -64,6 +64,9 @@ model_versions = sa.Table(
     sa.Column("created_by", _ACTOR, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("stage_changed_at", UTCDateTime(), nullable=False),
+    # Set when retention deleted the version's artifact bytes; the row stays as the record.
+    sa.Column("purged_at", UTCDateTime(), nullable=True),
+    sa.Column("purged_by_rule", sa.Text(), nullable=True),
     sa.UniqueConstraint("model_id", "version"),
     sa.Index(None, "run_id"),
 )

@@ -146,6 +146,18 @@ class PredictionArchive:
             params,
         )
 
+    def partitions(self, before: date) -> list[tuple[str, date]]:
+        """Return ``(deployment, date)`` of each compacted prediction partition before ``before``.
+
+        Feedback partitions are left out; governance's retention plans over these.
+        """
+        found = {
+            (part.deployment, part.day)
+            for part in self.store.parts()
+            if part.deployment is not None and part.day < before
+        }
+        return sorted(found)
+
     def purge(self, deployment: str, before: date, *, held: Held) -> PurgeReport:
         """Delete the deployment's partitions dated before ``before``, except held ones.
 
