@@ -25,7 +25,9 @@ ROWS = 400  # one request of this many rows is about a third of a 64 KiB segment
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Home]:
     h = open_home(tmp_path / "home")
-    h.deployments.create("fraud-api", [Variant("champion", "fraud@champion")])
+    h.deployments.create(
+        "fraud-api", [Variant("champion", "fraud@champion")], settings={"timeout_ms": 30_000}
+    )
     yield h
     h.store.close()
 
