@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from steward.registry import RegistryService
-from steward.serving import DeploymentService
+from steward.serving import DeploymentService, GatewaySettings
 from steward.store import Store, StoreSettings
 
 
@@ -48,3 +48,14 @@ def open_home(path: Path, database_url: str | None = None) -> Home:
 def record(amount: float = 0.5, hour: float = 1.0, age: float = -0.2) -> dict[str, float]:
     """One valid input record."""
     return {"x0": amount, "x1": hour, "x2": age}
+
+
+def gateway_settings(home: Home, **overrides: object) -> GatewaySettings:
+    """Settings of an insecure-local gateway on ``home`` that does not poll during a test."""
+    values: dict[str, object] = {
+        "home": home.path,
+        "gateway_insecure_local": True,
+        "gateway_poll_interval": 30.0,
+    }
+    values.update(overrides)
+    return GatewaySettings(**values)  # type: ignore[arg-type]

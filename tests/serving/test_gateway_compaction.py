@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
-from tests.serving._deploy_support import Home, open_home, record
+from tests.serving._deploy_support import Home, gateway_settings, open_home, record
 
 from steward.serving import GatewaySettings, Variant, create_app
 from steward.serving._predlog import PredictionArchive
@@ -33,14 +33,8 @@ def home(tmp_path: Path) -> Iterator[Home]:
 
 
 def settings(home: Home, **overrides: object) -> GatewaySettings:
-    values: dict[str, object] = {
-        "home": home.path,
-        "gateway_insecure_local": True,
-        "gateway_poll_interval": 30.0,
-        "prediction_log_segment_max_bytes": 64 * 1024,  # the smallest segment allowed
-    }
-    values.update(overrides)
-    return GatewaySettings(**values)  # type: ignore[arg-type]
+    # 64 KiB: the smallest segment allowed, so a few requests rotate segments
+    return gateway_settings(home, **{"prediction_log_segment_max_bytes": 64 * 1024, **overrides})
 
 
 def predict(client: TestClient, rows: int = ROWS) -> str:

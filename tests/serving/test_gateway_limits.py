@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 from tests.governance._support import token_for
-from tests.serving._deploy_support import Home, open_home, record
+from tests.serving._deploy_support import Home, gateway_settings, open_home, record
 
 from steward.governance import GovernanceSettings, IdentityService
 from steward.serving import GatewaySettings, Variant, create_app
@@ -29,14 +29,7 @@ def home(tmp_path: Path) -> Iterator[Home]:
     h.store.close()
 
 
-def settings(home: Home, **overrides: object) -> GatewaySettings:
-    values: dict[str, object] = {
-        "home": home.path,
-        "gateway_insecure_local": True,
-        "gateway_poll_interval": 30.0,
-    }
-    values.update(overrides)
-    return GatewaySettings(**values)  # type: ignore[arg-type]
+settings = gateway_settings
 
 
 def metrics(client: TestClient) -> set[str]:

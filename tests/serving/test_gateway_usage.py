@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
-from tests.serving._deploy_support import Home, open_home, record
+from tests.serving._deploy_support import Home, gateway_settings, open_home, record
 
 from steward.core import BackendUnavailableError
-from steward.serving import GatewaySettings, Variant, create_app
+from steward.serving import Variant, create_app
 from steward.serving._residency import ModelResidency, ModelSlot, measure_load, resident_bytes
 
 MiB = 1024 * 1024
@@ -27,14 +27,7 @@ def home(tmp_path: Path) -> Iterator[Home]:
     h.store.close()
 
 
-def settings(home: Home, **overrides: object) -> GatewaySettings:
-    values: dict[str, object] = {
-        "home": home.path,
-        "gateway_insecure_local": True,
-        "gateway_poll_interval": 30.0,
-    }
-    values.update(overrides)
-    return GatewaySettings(**values)  # type: ignore[arg-type]
+settings = gateway_settings
 
 
 def expected(home: Home, ref: str, rows: list[dict[str, float]]) -> list[float]:
