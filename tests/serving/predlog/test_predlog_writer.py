@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from tests.serving.predlog._factories import count, feedback, prediction, reques
 from steward.core import BackendUnavailableError, InvalidInputError
 from steward.serving._predlog import PredictionLog, PredictionLogClosedError, PredictionLogSettings
 from steward.serving._predlog import _writer as writer_module
+from steward.serving._predlog._recovery import STALE_STAGING_S, recover_segments
 from steward.serving._predlog._segment import scan_segment
 
 
@@ -330,3 +332,37 @@ def test_two_logs_in_one_folder_write_their_own_segments(
     b.append(prediction(2))
     assert len(list(log_dir.glob("a.*.open"))) == 1 and len(list(log_dir.glob("b.*.open"))) == 1
     assert request_ids(a) == request_ids(b) == ["req-000001", "req-000002"]
+
+
+def test_recovery_racing_segment_creation_cannot_remove_a_live_segment(
+    open_log: Callable[..., PredictionLog], log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process recovers the folder at the worst moment: the new segment's
+    # file exists and its lock is not yet taken.
+    real = writer_module.try_lock
+
+    def recover_first(fd: int) -> bool:
+        assert not recover_segments(log_dir).segments
+        return real(fd)
+
+    monkeypatch.setattr(writer_module, "try_lock", recover_first)
+    log = open_log()
+    log.append(prediction(1))
+    log.append(prediction(2))
+    monkeypatch.setattr(writer_module, "try_lock", real)
+    assert _open_records(log_dir) == ["req-000001", "req-000002"]
+    assert not recover_segments(log_dir).segments  # the live writer still holds it
+    log.rotate()
+    assert request_ids(log) == ["req-000001", "req-000002"]
+
+
+def test_recovery_removes_only_stale_unlocked_staging_files(log_dir: Path) -> None:
+    log_dir.mkdir()
+    fresh = log_dir / f"w0.{'a' * 32}.open.new"
+    stale = log_dir / f"w0.{'b' * 32}.open.new"
+    fresh.write_bytes(b"")
+    stale.write_bytes(b"")
+    old = time.time() - STALE_STAGING_S - 5
+    os.utime(stale, (old, old))
+    assert not recover_segments(log_dir).segments
+    assert fresh.exists() and not stale.exists()

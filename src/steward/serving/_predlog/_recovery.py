@@ -10,20 +10,33 @@ frame is reported as corrupt and left untouched for an operator.
 
 Several processes may recover the same folder at once: the lock makes one of
 them do the work; the inode check catches a segment renamed under our feet.
+
+A writer that died while creating a segment leaves a ``.open.new`` file that
+holds no record. Recovery removes such files once they are unlocked and older
+than :data:`STALE_STAGING_S`, so that a writer still creating one is never raced.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from steward.serving._predlog._errors import SegmentCorruptError
 from steward.serving._predlog._files import fsync_folder, sync_file, try_lock
-from steward.serving._predlog._segment import OPEN_SUFFIX, SEALED_SUFFIX, SegmentName, scan_segment
+from steward.serving._predlog._segment import (
+    OPEN_SUFFIX,
+    SEALED_SUFFIX,
+    STAGING_SUFFIX,
+    SegmentName,
+    scan_segment,
+)
 
-__all__ = ["RecoveredSegment", "RecoveryReport", "recover_segments"]
+__all__ = ["STALE_STAGING_S", "RecoveredSegment", "RecoveryReport", "recover_segments"]
+
+STALE_STAGING_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,24 @@ def recover_segments(directory: Path) -> RecoveryReport:
             continue
         if recovered is not None:
             report.segments.append(recovered)
+    for path in sorted(directory.glob(f"*{OPEN_SUFFIX}{STAGING_SUFFIX}")):
+        _remove_stale_staging(path)
     return report
+
+
+def _remove_stale_staging(path: Path) -> None:
+    try:
+        if time.time() - path.stat().st_mtime < STALE_STAGING_S:
+            return
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return
+    try:
+        if try_lock(fd) and _same_file(fd, path):
+            path.unlink()
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _recover_one(path: Path) -> RecoveredSegment | None:

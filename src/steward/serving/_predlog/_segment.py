@@ -6,7 +6,9 @@ A segment is one append-only file written by one writer::
     frame   u32 length | u32 crc32(payload) | payload (msgpack record)    repeated
 
 All integers are little-endian. A segment being written is named
-``<worker>.<segment id>.open`` and its writer holds an exclusive ``flock`` on it;
+``<worker>.<segment id>.open`` and its writer holds an exclusive ``flock`` on it
+(it is created as ``.open.new``, locked, its header synced, and only then renamed,
+so that no reader ever sees an unlocked ``.open`` file of a live writer);
 it is *sealed* by renaming it to ``<worker>.<segment id>.seg`` once everything in
 it is on disk. Segment ids are UUIDv7, so names sort by creation time and never
 collide, whichever processes share the folder.
@@ -43,6 +45,7 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "OPEN_SUFFIX",
     "SEALED_SUFFIX",
+    "STAGING_SUFFIX",
     "SegmentHeader",
     "SegmentName",
     "SegmentScan",
@@ -57,6 +60,7 @@ MAGIC = b"STEWPLOG"
 FORMAT_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024 * 1024  # a length above this is garbage, not a record
 OPEN_SUFFIX = ".open"
+STAGING_SUFFIX = ".new"  # appended to an .open name while the segment is being created
 SEALED_SUFFIX = ".seg"
 _HEAD = struct.Struct("<8sHI")
 _CRC = struct.Struct("<I")

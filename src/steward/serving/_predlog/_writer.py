@@ -37,6 +37,7 @@ from steward.serving._predlog._segment import (
     FORMAT_VERSION,
     OPEN_SUFFIX,
     SEALED_SUFFIX,
+    STAGING_SUFFIX,
     SegmentHeader,
     encode_header,
 )
@@ -107,15 +108,22 @@ class _ActiveSegment:
                 format=FORMAT_VERSION, worker=worker, segment=self.segment_id, created=utc_now()
             )
         )
+        # Created under a name recovery does not look at, and renamed to ``.open`` only
+        # once locked with its header synced: a recovering process that saw the bare
+        # ``.open`` file before the lock was taken would remove it as abandoned.
+        staging = self.path.with_name(self.path.name + STAGING_SUFFIX)
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(self.path, flags, 0o640)
+        fd = os.open(staging, flags, 0o640)
         try:
-            try_lock(fd)  # fresh name: nobody else can hold it
+            if not try_lock(fd):  # pragma: no cover - a fresh name nobody else opens
+                raise OSError(f"could not lock the new segment {staging}")
             write_all(fd, header, 0)
             sync_file(fd)
+            os.replace(staging, self.path)  # the lock stays with the file
             fsync_folder(directory)
         except BaseException:
             os.close(fd)
+            staging.unlink(missing_ok=True)
             self.path.unlink(missing_ok=True)
             raise
         self.fd = fd
