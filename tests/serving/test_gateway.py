@@ -145,6 +145,38 @@ def test_gateway_unknown_deployment_is_404_listing_deployments(client: TestClien
     assert "fraud-api" in response.json()["message"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/v1/deployments/fraud-api/predict", 405),
+        ("PUT", "/v1/deployments/fraud-api/predict", 405),
+        ("POST", "/v1/deployments//predict", 404),
+        ("POST", "/v1/deployments/fraud-api/x/predict", 404),
+        ("POST", "/v1/deployments/fraud-api/predict/", 307),  # Starlette's slash redirect
+    ],
+)
+def test_gateway_paths_near_predict_are_refused_like_any_other_route(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
+    response = client.request(method, path, json={"inputs": record()}, follow_redirects=False)
+    assert response.status_code == status
+
+
+def test_gateway_predict_answers_on_the_fast_path_with_the_full_handler(
+    client: TestClient,
+) -> None:
+    # Bad input on the predict path still gets the handler's own errors, not Starlette's.
+    bad = client.post(
+        "/v1/deployments/fraud-api/predict",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"] == "invalid_input"
+    good = client.post("/v1/deployments/fraud-api/predict", json={"inputs": record()})
+    assert good.status_code == 200 and good.json()["deployment"] == "fraud-api"
+
+
 def test_gateway_health_ready_status_and_metrics(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")

@@ -83,6 +83,7 @@ def test_gateway_compacts_rotated_segments_without_a_command(home: Home) -> None
         wait_for(lambda: not sealed_segments(s.resolved_prediction_log_dir()) and parquet_parts(s))
         view = status(client)
         metrics = client.get("/metrics").text
+        later = status(client)  # a round may run between the two reads
         # the segment being written is never taken: it stays open through later rounds
         manifests = manifest_count(s)
         ids.append(predict(client, rows=1))
@@ -99,7 +100,9 @@ def test_gateway_compacts_rotated_segments_without_a_command(home: Home) -> None
     compacted = [
         line for line in metrics.splitlines() if line.startswith("steward_gateway_log_compacted_")
     ]
-    assert compacted and float(compacted[0].split()[-1]) == view["records_compacted"]
+    assert compacted
+    counted = float(compacted[0].split()[-1])
+    assert view["records_compacted"] <= counted <= later["records_compacted"]
     assert archive.verify().ok
 
 

@@ -14,6 +14,7 @@ pandas is imported only when the input already is a DataFrame.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ def positional_names(count: int) -> list[str]:
     return [f"x{i}" for i in range(count)]
 
 
+@functools.lru_cache(maxsize=512)
 def kind_of_dtype(dtype: str) -> Kind:
     """Return the logical kind of a dtype name as signatures store it.
 

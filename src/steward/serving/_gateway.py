@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -516,6 +517,10 @@ def create_app(
         app.state.worker = worker
         try:
             await worker.start()
+            # What is loaded now (models, settings, routes) lives as long as the worker:
+            # keep it out of every later collection, which shortens the pauses.
+            gc.collect()
+            gc.freeze()
             yield
         finally:
             await worker.close()
@@ -529,6 +534,7 @@ def create_app(
         return endpoint
 
     routes = [
+        # Served by _Gateway's fast path; the route stays for 405s and the route table.
         Route("/v1/deployments/{name}/predict", bound("predict"), methods=["POST"]),
         Route("/v1/deployments/{name}", bound("status"), methods=["GET"]),
         Route("/v1/feedback", bound("feedback"), methods=["POST"]),
@@ -536,7 +542,40 @@ def create_app(
         Route("/readyz", bound("readyz"), methods=["GET"]),
         Route("/metrics", bound("metrics"), methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return _Gateway(holder, routes=routes, lifespan=lifespan)
+
+
+_PREDICT_PREFIX = "/v1/deployments/"
+_PREDICT_SUFFIX = "/predict"
+
+
+class _Gateway(Starlette):
+    """Starlette, with predict requests taken straight to their handler.
+
+    The predict endpoint is the hot path: it catches its own errors and answers
+    them (see :func:`error_response`), so it skips the middleware and the route
+    table, which cost about a tenth of a request's time. Everything else, and
+    every predict path that is not exactly ``/v1/deployments/NAME/predict``,
+    goes through Starlette.
+    """
+
+    def __init__(self, handlers: dict[str, _Handlers], **options: Any) -> None:
+        super().__init__(**options)
+        self._handlers = handlers
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.startswith(_PREDICT_PREFIX) and path.endswith(_PREDICT_SUFFIX):
+                name = path[len(_PREDICT_PREFIX) : -len(_PREDICT_SUFFIX)]
+                handlers = self._handlers.get("handlers")
+                if name and "/" not in name and handlers is not None:
+                    scope["app"] = self
+                    scope["path_params"] = {"name": name}
+                    response = await handlers.predict(Request(scope, receive))
+                    await response(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
 
 
 def create_app_from_env() -> Starlette:

@@ -262,9 +262,9 @@ def prepare_block(signature: Signature | None, records: list[dict[str, Any]]) ->
     """
     if signature is None:
         return records
-    names = signature.names
-    if all(c.kind == "float" and not c.nullable for c in signature.inputs):
-        wanted = set(names)
+    layout = _float_layout(signature)
+    if layout is not None:
+        names, wanted = layout
         if all(r.keys() == wanted for r in records):
             flat = [r[n] for r in records for n in names]
             if all(type(v) is float or type(v) is int for v in flat):
@@ -276,6 +276,26 @@ def prepare_block(signature: Signature | None, records: list[dict[str, Any]]) ->
                     return matrix.reshape(len(records), len(names))
     check_records(signature, records)
     return build_block(signature, records)
+
+
+# id(signature) -> (signature, its float layout); the entry keeps the signature alive,
+# so its id cannot be reused while it is cached. Bounded: models are few per worker.
+_FLOAT_LAYOUTS: dict[int, tuple[Signature, tuple[list[str], frozenset[str]] | None]] = {}
+
+
+def _float_layout(signature: Signature) -> tuple[list[str], frozenset[str]] | None:
+    """The column names (ordered, and as a set) of an all-float, non-null signature, else None."""
+    entry = _FLOAT_LAYOUTS.get(id(signature))
+    if entry is not None and entry[0] is signature:
+        return entry[1]
+    layout = None
+    if all(c.kind == "float" and not c.nullable for c in signature.inputs):
+        names = signature.names
+        layout = (names, frozenset(names))
+    if len(_FLOAT_LAYOUTS) >= 256:
+        _FLOAT_LAYOUTS.clear()
+    _FLOAT_LAYOUTS[id(signature)] = (signature, layout)
+    return layout
 
 
 def warm_record(signature: Signature | None) -> dict[str, Any]:

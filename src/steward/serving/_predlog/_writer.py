@@ -78,9 +78,14 @@ class Batch:
         """Record the outcome and wake every waiter, threads and event loops alike."""
         self.error = error
         self.done.set()
+        # One wake-up per event loop, not per waiter: a group commit of 64 requests
+        # from one worker costs its loop one call instead of 64.
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for loop, future in self.futures:
+            by_loop.setdefault(loop, []).append(future)
+        for loop, futures in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody awaits
-                loop.call_soon_threadsafe(_settle, future, error)
+                loop.call_soon_threadsafe(_settle, futures, error)
 
     def raise_error(self) -> None:
         """Raise the batch's failure in the calling thread, if it failed."""
@@ -88,13 +93,14 @@ class Batch:
             raise type(self.error)(*self.error.args)
 
 
-def _settle(future: asyncio.Future[None], error: BackendUnavailableError | None) -> None:
-    if future.done():  # the awaiting task was cancelled
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(type(error)(*error.args))
+def _settle(futures: list[asyncio.Future[None]], error: BackendUnavailableError | None) -> None:
+    for future in futures:
+        if future.done():  # the awaiting task was cancelled
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(type(error)(*error.args))
 
 
 class _ActiveSegment:
