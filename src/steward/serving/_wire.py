@@ -12,8 +12,13 @@ about, so a caller fixes a request in one round trip (HTTP 422).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import itertools
 import math
-from collections.abc import Mapping
+import operator
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +180,15 @@ def records_of(inputs: dict[str, Any] | list[Any], *, max_rows: int) -> list[dic
     return records
 
 
+@functools.lru_cache(maxsize=64)
+def _integer_range(dtype: str) -> tuple[int, int]:
+    try:
+        info = np.iinfo(dtype)
+    except (TypeError, ValueError):
+        info = np.iinfo(np.int64)
+    return int(info.min), int(info.max)
+
+
 def _value_problem(spec: ColumnSpec, value: Any) -> str | None:
     if value is None:
         return None if spec.nullable else f"null, but {spec.name!r} is not nullable"
@@ -184,11 +198,16 @@ def _value_problem(spec: ColumnSpec, value: Any) -> str | None:
             return f"expected a number ({spec.dtype}), got {type(value).__name__} {value!r:.40}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"{value!r} is not a finite number"
+        if isinstance(value, int) and not -sys.float_info.max <= value <= sys.float_info.max:
+            return f"{value!r:.40} is out of range for {spec.dtype}"
     elif kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"expected an integer ({spec.dtype}), got {type(value).__name__} {value!r:.40}"
         if isinstance(value, float) and not value.is_integer():
             return f"expected an integer ({spec.dtype}), got {value!r}"
+        low, high = _integer_range(spec.dtype)
+        if not low <= value <= high:
+            return f"{value!r:.40} is out of range for {spec.dtype} ({low} to {high})"
     elif kind == "boolean":
         if not isinstance(value, bool):
             return f"expected true or false, got {type(value).__name__} {value!r:.40}"
@@ -264,34 +283,50 @@ def prepare_block(signature: Signature | None, records: list[dict[str, Any]]) ->
         return records
     layout = _float_layout(signature)
     if layout is not None:
-        names, wanted = layout
-        if all(r.keys() == wanted for r in records):
-            flat = [r[n] for r in records for n in names]
-            if all(type(v) is float or type(v) is int for v in flat):
-                try:
-                    matrix = np.asarray(flat, dtype=np.float64)
-                except OverflowError:
-                    matrix = None
-                if matrix is not None and np.isfinite(matrix).all():
-                    return matrix.reshape(len(records), len(names))
+        row_of, width = layout
+        # Exactly the signature's keys: as many keys as columns, and every column found.
+        rows = None
+        if set(map(len, records)) == {width}:
+            with contextlib.suppress(KeyError):
+                rows = list(map(row_of, records))
+        # float and int only: NumPy would also take bools and numeric strings.
+        if rows is not None and _NUMBER_TYPES.issuperset(
+            map(type, itertools.chain.from_iterable(rows))
+        ):
+            try:
+                matrix = np.array(rows, dtype=np.float64)
+            except OverflowError:
+                matrix = None
+            if matrix is not None and np.isfinite(matrix).all():
+                return matrix.reshape(len(records), width)
     check_records(signature, records)
     return build_block(signature, records)
 
 
 # id(signature) -> (signature, its float layout); the entry keeps the signature alive,
 # so its id cannot be reused while it is cached. Bounded: models are few per worker.
-_FLOAT_LAYOUTS: dict[int, tuple[Signature, tuple[list[str], frozenset[str]] | None]] = {}
+_FloatLayout = tuple[Callable[[dict[str, Any]], tuple[Any, ...]], int]
+_FLOAT_LAYOUTS: dict[int, tuple[Signature, _FloatLayout | None]] = {}
+_NUMBER_TYPES = frozenset({float, int})
 
 
-def _float_layout(signature: Signature) -> tuple[list[str], frozenset[str]] | None:
-    """The column names (ordered, and as a set) of an all-float, non-null signature, else None."""
+def _float_layout(signature: Signature) -> _FloatLayout | None:
+    """For an all-float, non-null signature: a record's values in column order, and how many."""
     entry = _FLOAT_LAYOUTS.get(id(signature))
     if entry is not None and entry[0] is signature:
         return entry[1]
-    layout = None
-    if all(c.kind == "float" and not c.nullable for c in signature.inputs):
+    layout: _FloatLayout | None = None
+    if signature.inputs and all(c.kind == "float" and not c.nullable for c in signature.inputs):
         names = signature.names
-        layout = (names, frozenset(names))
+        row_of: Callable[[dict[str, Any]], tuple[Any, ...]] = operator.itemgetter(*names)
+        if len(names) == 1:  # itemgetter of one name returns the value, not a tuple
+            name = names[0]
+
+            def one(record: dict[str, Any]) -> tuple[Any, ...]:
+                return (record[name],)
+
+            row_of = one
+        layout = (row_of, len(names))
     if len(_FLOAT_LAYOUTS) >= 256:
         _FLOAT_LAYOUTS.clear()
     _FLOAT_LAYOUTS[id(signature)] = (signature, layout)

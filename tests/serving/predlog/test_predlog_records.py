@@ -96,3 +96,12 @@ def test_feedback_table_gives_numeric_labels_a_value() -> None:
     assert table.column("label").to_pylist() == ["true", "0", '"fraud"', None]
     assert table.column("label_value").to_pylist() == [1.0, 0.0, None, None]
     assert table.column("reward").to_pylist() == [None, None, None, 1.0]
+
+
+def test_verify_decodes_back_and_catches_a_field_of_the_wrong_type() -> None:
+    good = prediction(1)
+    assert encode_record(good, verify=False) == encode_record(good)
+    wrong = prediction(2, revision="3")  # encodes, but compaction could not read it back
+    with pytest.raises(InvalidInputError, match="req-000002"):
+        encode_record(wrong)
+    encode_record(wrong, verify=False)  # the caller vouched for its types

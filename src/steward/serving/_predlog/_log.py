@@ -191,15 +191,19 @@ class PredictionLog:
             batch.done.wait()
             batch.raise_error()
 
-    async def append_async(self, record: object, *, durable: bool | None = None) -> None:
+    async def append_async(
+        self, record: object, *, durable: bool | None = None, verify: bool = True
+    ) -> None:
         """Log one record from asyncio code: awaits the group commit without blocking the loop.
 
-        ``durable`` overrides the log's mode for this record, as in :meth:`append`.
+        ``durable`` overrides the log's mode for this record, as in :meth:`append`;
+        ``verify=False`` skips decoding the encoded record back (see
+        :func:`encode_record`), for records built with the declared field types.
 
         Raises:
             The same errors as :meth:`append`.
         """
-        frame = encode_frame(encode_record(record, max_bytes=self._max_record_bytes))
+        frame = encode_frame(encode_record(record, max_bytes=self._max_record_bytes, verify=verify))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         if self._writer.submit(frame, (loop, future), durable=durable) is not None:
