@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from steward.core import BackendUnavailableError, ConfigurationError, InvalidInputError
-from steward.serving._batching import BatchOutputError, MicroBatcher
+from steward.serving._batching import BatchOutputError, BatchTimeoutError, MicroBatcher
 
 
 class GatedModel:
@@ -171,6 +171,41 @@ def test_batcher_cancelled_caller_does_not_break_the_others() -> None:
         assert model.batches == [[0], [1, 2, 4, 5]]
         assert batcher.stats().cancelled == 2
         assert await batcher.submit(7) == 70
+        await batcher.close()
+
+    _run(main)
+
+
+def test_batcher_timeout_fails_only_the_late_callers_and_skips_their_queued_rows() -> None:
+    async def main() -> None:
+        model = GatedModel(hold_first=True)
+        batcher = MicroBatcher(model, max_batch_size=16, max_wait_ms=0)
+        first = asyncio.create_task(batcher.submit(0, timeout_s=0.05))  # its call hangs
+        await asyncio.to_thread(model.entered.wait, 30)
+        late = asyncio.create_task(batcher.submit(1, timeout_s=0.05))  # queued behind it
+        patient = asyncio.create_task(batcher.submit(2, timeout_s=30))
+        for task in (first, late):
+            with pytest.raises(BatchTimeoutError):
+                await task
+        model.gate.set()
+        assert await patient == 20
+        assert model.batches == [[0], [2]]  # the timed-out queued row never ran
+        assert await batcher.submit(3, timeout_s=30) == 30  # no timer left behind fires
+        await asyncio.sleep(0.1)
+        await batcher.close()
+
+    _run(main)
+
+
+def test_batcher_a_models_own_timeout_error_is_not_a_deadline() -> None:
+    def model(rows: list[int]) -> list[int]:
+        raise TimeoutError("the model's own remote call timed out")
+
+    async def main() -> None:
+        batcher = MicroBatcher(model, max_batch_size=4, max_wait_ms=0)
+        with pytest.raises(TimeoutError) as info:
+            await batcher.submit(1, timeout_s=30)
+        assert not isinstance(info.value, BatchTimeoutError)
         await batcher.close()
 
     _run(main)

@@ -24,7 +24,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from steward.core import (
     BackendUnavailableError,
@@ -33,7 +33,7 @@ from steward.core import (
     InvalidInputError,
 )
 
-__all__ = ["BatchOutputError", "BatchStats", "MicroBatcher"]
+__all__ = ["BatchOutputError", "BatchStats", "BatchTimeoutError", "MicroBatcher"]
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -73,6 +73,15 @@ class BatchStats:
 class _Item(Generic[In, Out]):
     row: In
     future: asyncio.Future[Out]
+
+
+class BatchTimeoutError(TimeoutError):
+    """A caller's ``timeout_s`` passed before its row's output was ready."""
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(BatchTimeoutError())
 
 
 class MicroBatcher(Generic[In, Out]):
@@ -147,10 +156,16 @@ class MicroBatcher(Generic[In, Out]):
         self._cancelled = 0
         self._sizes: Counter[int] = Counter()
 
-    async def submit(self, row: In) -> Out:
+    async def submit(self, row: In, *, timeout_s: float | None = None) -> Out:
         """Queue ``row`` and return its output once its batch has run.
 
+        ``timeout_s`` bounds the wait, queue and model call together; at the
+        deadline this caller gets :class:`BatchTimeoutError` and its row is dropped
+        from its batch if the batch has not started (a model call already
+        running in the thread pool finishes, and its output is dropped).
+
         Raises:
+            BatchTimeoutError: ``timeout_s`` passed before the output was ready.
             BackendUnavailableError: the batcher is closed.
             ConfigurationError: called from another event loop than the first call.
             BatchOutputError: ``fn`` returned the wrong number of outputs.
@@ -168,11 +183,16 @@ class MicroBatcher(Generic[In, Out]):
         future: asyncio.Future[Out] = loop.create_future()
         self._queue.append(_Item(row, future))
         self._wakeup.set()
+        # A plain timer on the future: cheaper than asyncio.timeout, which cancels the task.
+        timer = None if timeout_s is None else loop.call_later(timeout_s, _expire, future)
         try:
             return await future
         except asyncio.CancelledError:
             self._cancelled += 1
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def stats(self) -> BatchStats:
         """Return the counters so far."""

@@ -35,6 +35,7 @@ __all__ = [
     "OverloadedError",
     "RateLimitedError",
     "RetryLaterError",
+    "timeout_error",
     "with_timeout",
 ]
 
@@ -109,10 +110,17 @@ async def with_timeout(awaitable: Awaitable[T], timeout_s: float | None, *, what
         async with asyncio.timeout(timeout_s):
             return await awaitable
     except TimeoutError as exc:
-        raise ModelTimeoutError(
-            f"{what} did not answer within {timeout_s:g} s; raise the variant's timeout or "
-            "declare a fallback"
-        ) from exc
+        if timeout_s is None:  # the awaitable's own, not a deadline of ours
+            raise
+        raise timeout_error(what, timeout_s) from exc
+
+
+def timeout_error(what: str, timeout_s: float) -> ModelTimeoutError:
+    """The error of a call to ``what`` that passed its ``timeout_s`` (HTTP 504)."""
+    return ModelTimeoutError(
+        f"{what} did not answer within {timeout_s:g} s; raise the variant's timeout or "
+        "declare a fallback"
+    )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from steward.core import InvalidInputError, StewardError
 from steward.registry import LoadedModel, RegistryService
 from steward.serving._bandit import BanditPolicy, EpsilonGreedy, ThompsonSampling
 from steward.serving._bandit_store import BanditStateStore
-from steward.serving._batching import MicroBatcher
+from steward.serving._batching import BatchTimeoutError, MicroBatcher
 from steward.serving._cache import ResponseCache
 from steward.serving._deployment_models import DeploymentRevision
 from steward.serving._fallback import Predict, ResolvedFallback, parse_fallback, resolve_fallback
@@ -34,7 +34,7 @@ from steward.serving._resilience import (
     CircuitBreaker,
     CircuitOpenError,
     ModelTimeoutError,
-    with_timeout,
+    timeout_error,
 )
 from steward.serving._routing import Router
 from steward.serving._routing_spec import Variant
@@ -232,12 +232,12 @@ class DeploymentRuntime:
             runtime.breaker.acquire()
         except CircuitOpenError as exc:
             return self._fallback(runtime, records, exc)
+        timeout_s = self.timeout_for(runtime.variant.name)
         try:
-            outputs = await with_timeout(
-                runtime.batcher.submit(block),
-                self.timeout_for(runtime.variant.name),
-                what=f"model {runtime.variant.model}",
-            )
+            try:
+                outputs = await runtime.batcher.submit(block, timeout_s=timeout_s)
+            except BatchTimeoutError as exc:  # not a TimeoutError the model raised itself
+                raise timeout_error(f"model {runtime.variant.model}", timeout_s or 0.0) from exc
         except InvalidInputError:
             runtime.breaker.record_success()  # the input was wrong, not the model
             raise
