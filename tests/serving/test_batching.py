@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -192,6 +193,74 @@ def test_batcher_timeout_fails_only_the_late_callers_and_skips_their_queued_rows
         assert model.batches == [[0], [2]]  # the timed-out queued row never ran
         assert await batcher.submit(3, timeout_s=30) == 30  # no timer left behind fires
         await asyncio.sleep(0.1)
+        await batcher.close()
+
+    _run(main)
+
+
+def test_batcher_calls_a_fast_model_inline_only_when_idle() -> None:
+    threads: list[str] = []
+
+    def model(rows: list[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        return [row * 10 for row in rows]
+
+    async def main() -> None:
+        batcher = MicroBatcher(model, max_batch_size=8, max_wait_ms=0, inline_below_ms=50)
+        assert await batcher.submit(1) == 10  # no measurement yet: the pool
+        assert await batcher.submit(2) == 20  # idle and fast: inline
+        assert threads[0] != threads[1] == threading.current_thread().name
+        together = await asyncio.gather(*(batcher.submit(i) for i in range(3, 9)))
+        assert together == [30, 40, 50, 60, 70, 80]
+        stats = batcher.stats()
+        assert stats.rows == 8 and stats.inline >= 1
+        assert stats.inline < 8  # concurrent rows were batched, not called inline
+        await batcher.close()
+
+    _run(main)
+
+
+def test_batcher_sends_a_slow_model_back_to_the_pool() -> None:
+    delays = iter([0.0, 0.0, 0.3, 0.0, 0.0])
+    threads: list[str] = []
+
+    def model(rows: list[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        time.sleep(next(delays))
+        return rows
+
+    async def main() -> None:
+        batcher = MicroBatcher(model, max_batch_size=8, max_wait_ms=0, inline_below_ms=100)
+        for i in range(3):  # pool, inline, inline (slow: 300 ms)
+            await batcher.submit(i)
+        loop_thread = threading.current_thread().name
+        assert threads[1] == threads[2] == loop_thread
+        await batcher.submit(3)  # the average is now over 100 ms: the pool again
+        assert threads[3] != loop_thread
+        await batcher.close()
+
+    _run(main)
+
+
+def test_batcher_inline_call_past_its_deadline_is_a_timeout_and_errors_reach_the_caller() -> None:
+    calls = iter([0.0, 0.0, 0.05])
+
+    def model(rows: list[int]) -> list[int]:
+        delay = next(calls, None)
+        if delay is None:
+            raise ValueError("model broke")
+        time.sleep(delay)
+        return rows
+
+    async def main() -> None:
+        batcher = MicroBatcher(model, max_batch_size=8, max_wait_ms=0, inline_below_ms=100)
+        await batcher.submit(0)
+        await batcher.submit(1)
+        with pytest.raises(BatchTimeoutError):
+            await batcher.submit(2, timeout_s=0.01)  # inline, and took 50 ms
+        with pytest.raises(ValueError, match="model broke"):
+            await batcher.submit(3)
+        assert batcher.stats().errors == 1
         await batcher.close()
 
     _run(main)

@@ -11,6 +11,15 @@ at concurrency 1).  When several are waiting, the collector waits up to
 batches run, new rows queue up and form the next batch, so batch sizes grow
 with load by themselves.
 
+Inline calls: a thread hop costs more than a fast model's call (tens of
+microseconds for a small ONNX model). With ``inline_below_ms`` set, a row that
+arrives while the batcher is idle (nothing queued or running) is computed
+directly on the event loop, as long as the recent calls of one request each
+took less than that (an average over calls on either path that follows a slower
+call at once and a faster one slowly): one slow call sends the next ones back to
+the thread pool until the average falls again. Such a call cannot
+be interrupted, which is why only proven-fast models are called this way.
+
 Failure handling: an exception raised by ``fn`` is raised to every caller of
 that batch; a caller that is cancelled (its client went away) is dropped from
 its batch without disturbing the others.
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -54,6 +64,7 @@ class BatchStats:
         cancelled: callers that went away before their output was ready.
         queued: rows waiting now.
         sizes: batch size -> number of batches of that size.
+        inline: batches of one row computed on the event loop (see ``inline_below_ms``).
     """
 
     batches: int
@@ -62,6 +73,7 @@ class BatchStats:
     cancelled: int
     queued: int
     sizes: dict[int, int] = field(default_factory=dict)
+    inline: int = 0
 
     @property
     def mean_batch_size(self) -> float | None:
@@ -110,6 +122,8 @@ class MicroBatcher(Generic[In, Out]):
         executor: where ``fn`` runs (default: the batcher's own thread pool of
             ``max_concurrent_batches`` threads, shut down by :meth:`close`).
         name: for messages (e.g. the variant).
+        inline_below_ms: call ``fn`` on the event loop for a row that finds the
+            batcher idle while calls of one request average less than this (0: never).
 
     Raises:
         InvalidInputError: a setting out of range.
@@ -124,6 +138,7 @@ class MicroBatcher(Generic[In, Out]):
         max_concurrent_batches: int = 1,
         executor: Executor | None = None,
         name: str = "model",
+        inline_below_ms: float = 0.0,
     ) -> None:
         for label, value, low in (
             ("max_batch_size", max_batch_size, 1),
@@ -133,6 +148,10 @@ class MicroBatcher(Generic[In, Out]):
                 raise InvalidInputError(f"{label} must be an integer >= {low}, got {value!r}")
         if not (isinstance(max_wait_ms, int | float) and 0 <= max_wait_ms <= 10_000):
             raise InvalidInputError(f"max_wait_ms must be in [0, 10000], got {max_wait_ms!r}")
+        if not (isinstance(inline_below_ms, int | float) and 0 <= inline_below_ms <= 1_000):
+            raise InvalidInputError(
+                f"inline_below_ms must be in [0, 1000], got {inline_below_ms!r}"
+            )
         self.fn = fn
         self.max_batch_size = max_batch_size
         self.max_wait_ms = float(max_wait_ms)
@@ -155,6 +174,11 @@ class MicroBatcher(Generic[In, Out]):
         self._errors = 0
         self._cancelled = 0
         self._sizes: Counter[int] = Counter()
+        self._inline_below_s = inline_below_ms / 1_000
+        self._one_row_s: float | None = None  # moving average of one-request calls' wall time
+        self._outstanding = 0  # rows submitted and not answered yet
+        self._active = 0  # batches running in the pool
+        self._inline = 0
 
     async def submit(self, row: In, *, timeout_s: float | None = None) -> Out:
         """Queue ``row`` and return its output once its batch has run.
@@ -179,7 +203,56 @@ class MicroBatcher(Generic[In, Out]):
             )
         if self._closing:
             raise BackendUnavailableError(f"the batcher of {self.name} is closed")
+        if (
+            self._outstanding == 0
+            and self._active == 0
+            and self._one_row_s is not None
+            and self._one_row_s < self._inline_below_s
+        ):
+            return self._call_inline(row, timeout_s)
         self._start(loop)
+        self._outstanding += 1
+        try:
+            return await self._submit_queued(loop, row, timeout_s)
+        finally:
+            self._outstanding -= 1
+
+    def _call_inline(self, row: In, timeout_s: float | None) -> Out:
+        started = time.perf_counter()
+        try:
+            outputs = self._timed([row])
+        except Exception:
+            self._errors += 1
+            raise
+        finally:
+            self._batches += 1
+            self._rows += 1
+            self._sizes[1] += 1
+            self._inline += 1
+        if len(outputs) != 1:
+            raise BatchOutputError(
+                f"{self.name} returned {len(outputs)} outputs for a batch of 1 row; a batch "
+                "function must return one output per row, in order"
+            )
+        if timeout_s is not None and time.perf_counter() - started > timeout_s:
+            raise BatchTimeoutError()
+        return outputs[0]
+
+    def _timed(self, rows: list[In]) -> Sequence[Out]:
+        """Call ``fn`` (in whichever thread); fold a one-request call's time into the average."""
+        started = time.perf_counter()
+        try:
+            return self.fn(rows)
+        finally:
+            if len(rows) == 1:
+                took = time.perf_counter() - started
+                last = self._one_row_s
+                # Up at once, down slowly: one slow call is enough to leave the loop.
+                self._one_row_s = took if last is None or took > last else 0.8 * last + 0.2 * took
+
+    async def _submit_queued(
+        self, loop: asyncio.AbstractEventLoop, row: In, timeout_s: float | None
+    ) -> Out:
         future: asyncio.Future[Out] = loop.create_future()
         self._queue.append(_Item(row, future))
         self._wakeup.set()
@@ -203,6 +276,7 @@ class MicroBatcher(Generic[In, Out]):
             cancelled=self._cancelled,
             queued=len(self._queue),
             sizes=dict(sorted(self._sizes.items())),
+            inline=self._inline,
         )
 
     async def close(self) -> None:
@@ -281,8 +355,12 @@ class MicroBatcher(Generic[In, Out]):
             self._rows += len(rows)
             self._sizes[len(rows)] += 1
             loop = asyncio.get_running_loop()
+            self._active += 1
             try:
-                outputs = await loop.run_in_executor(self._executor, self.fn, rows)
+                try:
+                    outputs = await loop.run_in_executor(self._executor, self._timed, rows)
+                finally:
+                    self._active -= 1
                 if len(outputs) != len(rows):
                     raise BatchOutputError(
                         f"{self.name} returned {len(outputs)} outputs for a batch of {len(rows)} "

@@ -51,6 +51,15 @@ class GatewaySettings(PredictionLogSettings):
     gateway_max_queue_wait_s: float = Field(
         default=2.0, gt=0, description="The longest a request waits for a slot before 503."
     )
+    gateway_inline_call_ms: float = Field(
+        default=0.5,
+        ge=0,
+        le=1000,
+        description=(
+            "Compute a request on the event loop, without a thread hop, when its model is "
+            "idle and its recent one-request calls averaged less than this many ms (0: never)."
+        ),
+    )
     gateway_rate_limit: float | None = Field(
         default=None,
         gt=0,

@@ -164,6 +164,7 @@ class VariantRuntime:
             "last_error": self.last_error,
             "breaker": snap.state,
             "batches": stats.batches,
+            "inline_calls": stats.inline,
             "mean_batch_size": stats.mean_batch_size,
             **self.usage.describe(),
             **self.slot.describe(),
@@ -320,6 +321,7 @@ def load_runtime(
     bandit_store: BanditStateStore | None = None,
     observe_batch: Callable[[str, str, int], None] | None = None,
     cpu_hour_price: float | None = None,
+    inline_call_ms: float = 0.0,
 ) -> DeploymentRuntime:
     """Load, warm and wire up every variant of ``revision`` (blocking: run it in a thread).
 
@@ -346,6 +348,7 @@ def load_runtime(
                 max_batch_size=settings.max_batch_size,
                 max_wait_ms=settings.max_wait_ms,
                 name=f"{name}/{variant.name}",
+                inline_below_ms=inline_call_ms,
             ),
             breaker=CircuitBreaker(
                 f"{name}/{variant.name}",

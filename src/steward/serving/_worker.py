@@ -176,6 +176,7 @@ class GatewayWorker:
                 bandit_store=self.bandit_store,
                 observe_batch=self.metrics.observe_batch,
                 cpu_hour_price=self.settings.gateway_cpu_hour_price,
+                inline_call_ms=self.settings.gateway_inline_call_ms,
             )
             if target.settings.feature_service is not None:
                 runtime.features = await asyncio.to_thread(self._open_features, runtime)
