@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,24 +33,19 @@ from starlette.routing import Route
 
 from steward.core import (
     BackendUnavailableError,
-    ConflictError,
-    InvalidInputError,
     NotFoundError,
-    PermissionDeniedError,
     StewardError,
     load_settings,
     new_id,
 )
-from steward.governance import AuthenticationError, GovernanceSettings
-from steward.registry import SignatureError
+from steward.governance import GovernanceSettings
 from steward.serving._feedback import BanditRewards
+from steward.serving._gateway_http import error_response, json_response, read_body
 from steward.serving._gateway_settings import GatewaySettings
 from steward.serving._online_features import FetchedFeatures
 from steward.serving._predlog import FeedbackRecord, PredictionRecord
 from steward.serving._resilience import (
-    ModelTimeoutError,
     RateLimitedError,
-    RetryLaterError,
     with_timeout,
 )
 from steward.serving._runtime import DeploymentRuntime, ModelFailedError, VariantRuntime
@@ -68,87 +62,6 @@ from steward.store import Store
 __all__ = ["create_app", "create_app_from_env", "error_response"]
 
 _log = logging.getLogger("steward.serving.gateway")
-_JSON = "application/json"
-_encoder = msgspec.json.Encoder()
-
-
-class PayloadTooLargeError(InvalidInputError):
-    """The request body is larger than the gateway accepts (HTTP 413)."""
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encoder.encode(body), status_code=status, media_type=_JSON, headers=headers)
-
-
-def error_response(exc: BaseException) -> Response:
-    """Map an error to its HTTP response: the one table of status codes.
-
-    ==============================  ======  =============================
-    error                           status  body extras / headers
-    ==============================  ======  =============================
-    RequestProblemError             422     errors: [{row, field, message}]
-    SignatureError                  422     errors: [{field, message}]
-    PayloadTooLargeError            413
-    InvalidInputError               422
-    AuthenticationError             401     WWW-Authenticate: Bearer
-    PermissionDeniedError           403
-    NotFoundError                   404
-    ConflictError                   409
-    RateLimitedError                429     Retry-After
-    RetryLaterError (overload,      503     Retry-After
-      open circuit breaker)
-    ModelTimeoutError               504
-    ModelFailedError                503
-    BackendUnavailableError         503
-    anything else                   500
-    ==============================  ======  =============================
-    """
-    message = str(exc)
-    if isinstance(exc, RequestProblemError):
-        errors = [p.as_dict() for p in exc.problems]
-        return _json({"error": "invalid_input", "message": message, "errors": errors}, 422)
-    if isinstance(exc, SignatureError):
-        errors = [{"row": None, "field": f, "message": m} for f, m in exc.problems]
-        return _json({"error": "invalid_input", "message": message, "errors": errors}, 422)
-    if isinstance(exc, PayloadTooLargeError):
-        return _json({"error": "payload_too_large", "message": message}, 413)
-    if isinstance(exc, InvalidInputError):
-        return _json({"error": "invalid_input", "message": message}, 422)
-    if isinstance(exc, AuthenticationError):
-        body = {"error": "unauthenticated", "message": message}
-        return _json(body, 401, {"WWW-Authenticate": "Bearer"})
-    if isinstance(exc, PermissionDeniedError):
-        return _json({"error": "forbidden", "message": message}, 403)
-    if isinstance(exc, NotFoundError):
-        return _json({"error": "not_found", "message": message}, 404)
-    if isinstance(exc, ConflictError):
-        return _json({"error": "conflict", "message": message}, 409)
-    if isinstance(exc, RetryLaterError):
-        status = 429 if isinstance(exc, RateLimitedError) else 503
-        headers = {"Retry-After": exc.retry_after_header}
-        return _json({"error": "retry_later", "message": message}, status, headers)
-    if isinstance(exc, ModelTimeoutError):
-        return _json({"error": "model_timeout", "message": message}, 504)
-    if isinstance(exc, ModelFailedError | BackendUnavailableError):
-        return _json({"error": "unavailable", "message": message}, 503)
-    _log.error("unexpected error in the gateway", exc_info=exc)
-    return _json({"error": "internal", "message": "internal error; see the gateway's log"}, 500)
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    too_large = PayloadTooLargeError(
-        f"the request body is larger than {limit:,} bytes; send fewer rows per request "
-        "(or raise STEWARD_GATEWAY_MAX_BODY_BYTES)"
-    )
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise too_large
-    return bytes(chunks)
 
 
 @dataclass(slots=True)
@@ -197,7 +110,7 @@ class _Handlers:
             )
             self._limit(name, caller, request)
             runtime = self._runtime(name)
-            body = decode_predict(await _body(request, self.max_body))
+            body = decode_predict(await read_body(request, self.max_body))
             records = records_of(body.inputs, max_rows=self.max_rows)
             async with self.worker.admission.admit():
                 # Take the revision in force now: one swapped in while this request read its
@@ -325,7 +238,7 @@ class _Handlers:
             metrics.fallbacks.labels(*labels).inc()
         if result.cached:
             metrics.cache_hits.labels(*labels).inc()
-        return _json(
+        return json_response(
             {
                 "request_id": request_id,
                 "deployment": runtime.name,
@@ -435,7 +348,7 @@ class _Handlers:
     async def feedback(self, request: Request) -> Response:
         try:
             deployment = request.query_params.get("deployment")
-            body = decode_feedback(await _body(request, 64 * 1024))
+            body = decode_feedback(await read_body(request, 64 * 1024))
             name = body.deployment if body.deployment is not None else deployment
             if name is None:
                 raise RequestProblemError(
@@ -459,7 +372,7 @@ class _Handlers:
             arm = None
             if body.reward is not None:
                 arm = await self.rewards.credit(runtime, body.request_id, body.reward)
-            return _json({"request_id": body.request_id, "logged": True, "bandit_arm": arm})
+            return json_response({"request_id": body.request_id, "logged": True, "bandit_arm": arm})
         except Exception as exc:
             return error_response(exc)
 
@@ -475,16 +388,16 @@ class _Handlers:
             view["load_error"] = None if failure is None else failure.error
             compactor = self.worker.compactor
             view["log_compaction"] = None if compactor is None else compactor.describe()
-            return _json(view)
+            return json_response(view)
         except Exception as exc:
             return error_response(exc)
 
     async def healthz(self, request: Request) -> Response:
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
         ready, view = self.worker.readiness()
-        return _json(view, 200 if ready else 503)
+        return json_response(view, 200 if ready else 503)
 
     async def metrics(self, request: Request) -> Response:
         return Response(
