@@ -5,10 +5,10 @@ Layout, under a key prefix (default ``steward:``)::
     <prefix>fv:<view>:<entity key>   hash  t = event µs, c = created µs or "", v = values (JSON)
     <prefix>schema:<view>            hash  feature -> kind (how to rebuild timestamps)
 
-Writes go through a Lua script that, for each row of a chunk, compares the
-stored times and sets the hash only when the row is newer, so concurrent
-writers and replays cannot regress a value; many chunks travel in one
-pipeline. A transaction (``begin``) writes the same way and logs what it
+Writes go through a Lua script (``_redis_scripts``) that, for each row of a
+chunk, compares the stored times and sets the hash only when the row is newer,
+so concurrent writers and replays cannot regress a value; many chunks travel
+in one pipeline. A transaction (``begin``) writes the same way and logs what it
 replaces, so that a rollback puts it back (see ``_redis_undo``). The JSON of a
 whole batch is built by DuckDB from the Arrow columns (a Python ``json.dumps``
 per row would cap writes near 100,000 rows/s). Reads
@@ -43,33 +43,15 @@ from steward.features._online._codec import (
     from_micros,
     merge_kinds,
 )
-from steward.features._online._redis_undo import WRITE_UNDO, RedisTransaction
+from steward.features._online._redis_scripts import CHUNK, WRITE, WRITE_UNDO
+from steward.features._online._redis_undo import RedisTransaction
 from steward.features._online._types import Kind, OnlineColumns, OnlineRecord, OnlineRow
 
 __all__ = ["RedisOnlineStore"]
 
-_CHUNK = 1_000  # rows per script call
 _SLICE = 10_000  # rows encoded at a time, while the server runs the previous slice
 _REFRESH_SECONDS = 1.0
 _FIELDS = ("t", "c", "v")
-
-# KEYS: hash keys; ARGV: event µs, created µs ("" for none), values JSON per key.
-_WRITE = """
-local written = 0
-for i = 1, #KEYS do
-  local at = (i - 1) * 3
-  local event = tonumber(ARGV[at + 1])
-  local created = tonumber(ARGV[at + 2]) or -math.huge
-  local stored = redis.call('HMGET', KEYS[i], 't', 'c')
-  local stored_event = tonumber(stored[1])
-  if stored_event == nil or event > stored_event
-      or (event == stored_event and created > (tonumber(stored[2]) or -math.huge)) then
-    redis.call('HSET', KEYS[i], 't', ARGV[at + 1], 'c', ARGV[at + 2], 'v', ARGV[at + 3])
-    written = written + 1
-  end
-end
-return written
-"""
 
 # One reply for many keys: per key "event\x1fcreated\x1fvalues" (empty when absent), joined
 # by \x1e. JSON escapes control characters, so neither separator occurs inside the values;
@@ -150,7 +132,7 @@ class RedisOnlineStore:
         return f"RedisOnlineStore({self.url!r}, prefix={self.prefix!r})"
 
     def _load_scripts(self, action: str) -> None:
-        self._write_sha = self._call(action, lambda: self._client.script_load(_WRITE))
+        self._write_sha = self._call(action, lambda: self._client.script_load(WRITE))
         self._undo_sha = self._call(action, lambda: self._client.script_load(WRITE_UNDO))
 
     def _call(self, action: str, work: Any) -> Any:
@@ -362,14 +344,14 @@ class RedisOnlineStore:
         sha = self._write_sha if undo is None else self._undo_sha
         first = "" if undo is None else f"${len(undo.encode())}\r\n{undo}\r\n"
         extra = 0 if undo is None else 1
-        for start in range(0, len(keys), _CHUNK):
-            count = len(keys[start : start + _CHUNK])
+        for start in range(0, len(keys), CHUNK):
+            count = len(keys[start : start + CHUNK])
             numkeys = str(count + extra)
             header = (
                 f"*{3 + extra + 4 * count}\r\n$7\r\nEVALSHA\r\n$40\r\n{sha}\r\n"
                 f"${len(numkeys)}\r\n{numkeys}\r\n{first}"
             )
-            body = "".join(keys[start : start + _CHUNK]) + "".join(args[start : start + _CHUNK])
+            body = "".join(keys[start : start + CHUNK]) + "".join(args[start : start + CHUNK])
             yield (header + body).encode()
 
     def _send(self, view: str, batch: EncodedBatch, undo: str | None) -> int:
