@@ -73,6 +73,36 @@ def test_rollback_leaves_the_view_as_it_was(store: OnlineStore) -> None:
     transaction.rollback()  # a second rollback is a no-op
 
 
+def _first_load(count: int) -> pa.Table:
+    # Rows for an empty view, over several script calls; "dup" comes three times, its
+    # second row older than its first and its third the newest (the last call's).
+    keys = [f"e{i}" for i in range(count)]
+    keys[10], keys[11], keys[-1] = "dup", "dup", "dup"
+    seconds = [float(i % 7) for i in range(count)]
+    seconds[10], seconds[11], seconds[-1] = 5.0, 4.0, 6.0
+    return _batch(keys, seconds, x=list(range(count)))
+
+
+def test_a_first_load_keeps_the_newest_of_repeated_keys(store: OnlineStore) -> None:
+    transaction = store.begin("v")
+    _stage(transaction, _first_load(2_500))
+    assert transaction.commit() == 2_499  # 2,497 keys once, "dup" twice: its older row is not
+    dup, first, last = store.read("v", [("dup",), ("e0",), ("e2498",)], ["x"])
+    assert dup is not None and dup.values == {"x": 2_499} and dup.event_ts == _t(6)
+    assert first is not None and first.values == {"x": 0}
+    assert last is not None and last.values == {"x": 2_498}
+
+
+def test_rollback_of_a_first_load_leaves_the_view_empty(store: OnlineStore) -> None:
+    keys = [(f"e{i}",) for i in range(2_500)] + [("dup",)]
+    transaction = store.begin("v")
+    _stage(transaction, _first_load(2_500))
+    transaction.rollback()
+    assert store.read("v", keys, ["x"]) == [None] * len(keys)
+    store.write("v", [OnlineRow(("e0",), {"x": -1}, _t(0))])  # the view is usable after
+    assert _snapshot(store, ["e0"], ["x"]) == [({"x": -1}, _t(0), None)]
+
+
 def test_an_exception_in_the_block_rolls_back(store: OnlineStore) -> None:
     store.write("v", [OnlineRow(("a",), {"x": 1}, _t(0))])
     with pytest.raises(RuntimeError, match="mid-way"), store.begin("v") as transaction:

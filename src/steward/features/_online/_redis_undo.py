@@ -38,36 +38,10 @@ from steward.core import InvalidInputError
 from steward.features._online._codec import EncodedBatch, encode_batch
 from steward.features._online._types import OnlineTransaction
 
-__all__ = ["WRITE_UNDO", "RedisTransaction", "recover"]
+__all__ = ["RedisTransaction", "recover"]
 
 _LEASE_MS = 60_000  # how long a transaction's lease lasts without renewal
 _RENEW_SECONDS = 10.0
-
-# KEYS[1]: the undo log; KEYS[2..]: row hashes; ARGV: event µs, created µs, values per row.
-WRITE_UNDO = """
-local log, n, written = {}, 0, 0
-for i = 2, #KEYS do
-  local at = (i - 2) * 3
-  local event = tonumber(ARGV[at + 1])
-  local created = tonumber(ARGV[at + 2]) or -math.huge
-  local stored = redis.call('HMGET', KEYS[i], 't', 'c')
-  local stored_event = tonumber(stored[1])
-  if stored_event == nil or event > stored_event
-      or (event == stored_event and created > (tonumber(stored[2]) or -math.huge)) then
-    local values = false
-    if stored[1] then values = redis.call('HGET', KEYS[i], 'v') end
-    log[n + 1], log[n + 2], log[n + 3] = KEYS[i], stored[1], stored[2]
-    log[n + 4], log[n + 5], log[n + 6] = values, ARGV[at + 1], ARGV[at + 2]
-    n = n + 6
-    redis.call('HSET', KEYS[i], 't', ARGV[at + 1], 'c', ARGV[at + 2], 'v', ARGV[at + 3])
-    written = written + 1
-  end
-end
-if n > 0 then
-  redis.call('RPUSH', KEYS[1], cmsgpack.pack(log))
-end
-return written
-"""
 
 # KEYS[1]: the undo log. Pops its newest entry and undoes it; 0 once the log is empty.
 _ROLLBACK = """

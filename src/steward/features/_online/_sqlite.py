@@ -5,8 +5,11 @@ features, see ``_packed``) next to its key and times; the file layout and its
 version marker are in ``_sqlite_schema``. Measured against one typed column per
 feature, an online read of 100 entities by 10 features takes under half the CPU
 time: SQLite hands back two columns per row instead of thirteen, one msgspec
-call decodes every row of a read, and no object is built per row. What is left
-is mostly SQLite's key lookups (a rowid table keyed by a hash of the key
+call decodes every row of a read, and no object is built per row. A read of
+many keys is one query that joins the keys, in order, to the table: each comes
+back as its packed row or NULL in its place, which measured a quarter less CPU
+than an ``IN`` list whose rows are matched to the keys through a dict. What is
+left is mostly SQLite's key lookups (a rowid table keyed by a hash of the key
 measured no faster, once the hash is paid for).
 
 A write is one ``BEGIN IMMEDIATE`` transaction of upserts whose ``WHERE`` keeps
@@ -59,20 +62,29 @@ _REFRESH_SECONDS = 1.0  # least time between reloads of a view's layout on a mis
 class _View:
     """What this process knows of one view: its layout and the statements that read it."""
 
-    __slots__ = ("_head", "_many", "layout", "loaded_at", "one")
+    __slots__ = ("_many", "_table", "layout", "loaded_at", "one")
 
     def __init__(self, stored: StoredView) -> None:
-        table = quote(stored.table)
+        self._table = quote(stored.table)
         self.layout = stored.layout
         self.loaded_at = time.monotonic()
-        self.one = f"SELECT _v FROM {table} WHERE _key = ?"
-        self._head = f"SELECT _key, _v FROM {table} WHERE _key IN ("
+        self.one = f"SELECT _v FROM {self._table} WHERE _key = ?"
         self._many: dict[int, str] = {}
 
     def many(self, count: int) -> str:
+        """Return the query of ``count`` keys: per key in order, its packed row or NULL.
+
+        The keys are the outer loop of a LEFT JOIN, so each is one primary-key probe
+        and its row comes back in its place: no key is sent back, no dict is built,
+        a missing key reads as NULL and a repeated key is looked up again.
+        """
         sql = self._many.get(count)
         if sql is None:
-            sql = self._many[count] = self._head + ", ".join("?" * count) + ")"
+            keys = ", ".join(f"({index}, ?)" for index in range(count))
+            sql = self._many[count] = (
+                f"WITH k(i, key) AS (VALUES {keys}) SELECT t._v FROM k "
+                f"LEFT JOIN {self._table} t ON t._key = k.key ORDER BY k.i"
+            )
         return sql
 
     def knows(self, features: Sequence[str]) -> bool:
@@ -230,21 +242,17 @@ class SqliteOnlineStore:
             if len(keys) == 1:
                 row = conn.execute(known.one, keys).fetchone()
                 return unpack_rows([None if row is None else row[0]], known.layout, features)
-            if len(keys) <= _CHUNK:
-                found = dict(conn.execute(known.many(len(keys)), keys).fetchall())
-            else:
-                found = {}
-                unique = list(dict.fromkeys(keys))
-                for start in range(0, len(unique), _CHUNK):
-                    chunk = unique[start : start + _CHUNK]
-                    found.update(conn.execute(known.many(len(chunk)), chunk).fetchall())
+            blobs: list[bytes | None] = []
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                blobs += [row[0] for row in conn.execute(known.many(len(chunk)), chunk)]
         except sqlite3.OperationalError:
             # The view was dropped or rebuilt by another process since it was cached.
             self._views.pop(view, None)
             if not retry:
                 raise
             return self._read(view, keys, features, retry=False)
-        return unpack_rows([found.get(key) for key in keys], known.layout, features)
+        return unpack_rows(blobs, known.layout, features)
 
     # -- writes ------------------------------------------------------------------------------
 
