@@ -31,7 +31,7 @@ from steward.core import (
 from steward.governance._checks import run_checks
 from steward.governance._errors import PromotionFrozenError
 from steward.governance._evidence import RegistryEvidence
-from steward.governance._policy import PolicyError, parse_policy, read_policy
+from steward.governance._policy_parser import PolicyError, parse_policy, read_policy
 from steward.governance._promotion_gate import (
     GrantedFor,
     PromotionGate,
