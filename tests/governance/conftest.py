@@ -9,6 +9,7 @@ import pytest
 
 from steward.core import FrozenClock
 from steward.governance import GovernanceSettings, IdentityService, TokenService
+from steward.sdk import Steward, connect
 from steward.store import Store, StoreSettings
 
 _ENV = (
@@ -46,6 +47,28 @@ def store(database_url: str, tmp_path: Path, clock: FrozenClock) -> Iterator[Sto
     opened.initialize()
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def client_user() -> str:
+    """Who ``st`` acts as; a module overrides this fixture to act as someone else."""
+    return "dana"
+
+
+@pytest.fixture
+def st(
+    tmp_path: Path, database_url: str, clock: FrozenClock, client_user: str
+) -> Iterator[Steward]:
+    """An SDK client on a fresh home at ``clock``'s time (a module may override ``clock``)."""
+    client = connect(
+        home=tmp_path / "home",
+        database_url=database_url,
+        clock=clock,
+        capture_environment=False,
+        user=client_user,
+    )
+    yield client
+    client.close()
 
 
 @pytest.fixture

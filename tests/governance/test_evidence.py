@@ -10,7 +10,6 @@ are compared with the same statistics computed here from the same files.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from steward.core import FrozenClock
 from steward.governance import PromotionRequest
 from steward.quality import DriftDetector, detect_proxies, evaluate_fairness
 from steward.registry import Stage
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 
 POLICY = """\
 policy: data-checks
@@ -48,16 +47,8 @@ ROWS = 2_000
 
 
 @pytest.fixture
-def st(tmp_path: Path, database_url: str) -> Iterator[Steward]:
-    client = connect(
-        home=tmp_path / "home",
-        database_url=database_url,
-        clock=FrozenClock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC)),
-        capture_environment=False,
-        user="dana",
-    )
-    yield client
-    client.close()
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
 
 
 def _data(
@@ -84,14 +75,19 @@ def _data(
     return frame
 
 
+def _fit(frame: pd.DataFrame) -> tuple[LogisticRegression, list[str]]:
+    """Fit ``approved`` on every column but the group and the label; return the inputs too."""
+    inputs = [c for c in frame.columns if c not in ("group", "approved")]
+    return LogisticRegression().fit(frame[inputs], frame["approved"]), inputs
+
+
 def _train(
     st: Steward, folder: Path, datasets: dict[str, pd.DataFrame], *, card: bool
 ) -> tuple[str, LogisticRegression]:
     """Log the datasets as files in a run, fit on ``train``, register the version."""
     folder.mkdir(parents=True)
     train = datasets["train"]
-    inputs = [c for c in train.columns if c not in ("group", "approved")]
-    model = LogisticRegression().fit(train[inputs], train["approved"])
+    model, inputs = _fit(train)
     with st.start_run("loans", tags={"label_column": "approved"}) as run:
         for role, frame in datasets.items():
             path = folder / f"{role}.parquet"
@@ -241,8 +237,8 @@ def test_recent_data_given_with_the_request_replaces_the_runs(
 
 def test_data_logged_from_memory_is_missing_evidence(governed: Steward) -> None:
     frame = _data(41)
-    inputs = ["income", "debt", "region"]
-    model = LogisticRegression().fit(frame[inputs], frame["approved"])
+    model, inputs = _fit(frame)
+    assert inputs == ["income", "debt", "region"]
     with governed.start_run("loans", tags={"label_column": "approved"}) as run:
         for role in ("train", "holdout", "recent"):
             run.log_dataset(frame, name="applicants-memory", role=role)

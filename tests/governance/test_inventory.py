@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
+from tests.governance._support import train_scored
 
 from steward.core import FrozenClock, NotFoundError, PermissionDeniedError, Principal
 from steward.governance import PromotionService, build_inventory, build_report, inventory_csv
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 
 POLICY = """\
 policy: credit
@@ -32,25 +28,8 @@ HOSTILE = '<script>alert(1)</script> | & "quoted"'
 
 
 @pytest.fixture
-def st(tmp_path: Path, database_url: str) -> Iterator[Steward]:
-    client = connect(
-        home=tmp_path / "home",
-        database_url=database_url,
-        clock=FrozenClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC)),
-        capture_environment=False,
-        user="dana",
-    )
-    yield client
-    client.close()
-
-
-def _train(st: Steward, name: str, auc: float) -> str:
-    rng = np.random.default_rng(3)
-    frame = pd.DataFrame(rng.normal(size=(100, 2)), columns=["amount", "age"])
-    model = LogisticRegression().fit(frame, (frame["amount"] > 0).astype(int))
-    with st.start_run(name) as run:
-        run.log_metrics({"holdout.auc": auc})
-        return run.register_model(model, name=name, sample_input=frame.head(10)).ref
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
 
 
 def _approve(st: Steward, request_id: str, comment: str) -> None:
@@ -62,10 +41,10 @@ def _approve(st: Steward, request_id: str, comment: str) -> None:
 @pytest.fixture
 def estate(st: Steward) -> Steward:
     """credit: legacy production model promoted before the policy; fraud: governed; churn: new."""
-    legacy = _train(st, "credit", 0.9)
+    legacy = train_scored(st, "credit", 0.9)
     st.registry.transition(legacy, "production", reason="before the policy")
     st.promotions.apply_policy("policy.yaml", text=POLICY)
-    first = _train(st, "fraud", 0.9)
+    first = train_scored(st, "fraud", 0.9)
     st.registry.update_model("fraud", risk_tier="high", owners=["=HYPERLINK(1)"], team="risk")
     st.registry.update_model("credit", risk_tier="high")
     st.registry.update_card(
@@ -80,7 +59,7 @@ def estate(st: Steward) -> Steward:
     )
     request = st.promotions.request(first, "production", reason=HOSTILE)
     _approve(st, request.id, comment=f"ok {HOSTILE}")
-    _train(st, "churn", 0.5)
+    train_scored(st, "churn", 0.5)
     return st
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
+from tests.governance._support import train_scored
 
 from steward.core import (
     ConflictError,
@@ -52,31 +50,8 @@ def clock() -> FrozenClock:
     return FrozenClock(START)
 
 
-@pytest.fixture
-def st(tmp_path: Path, database_url: str, clock: FrozenClock) -> Iterator[Steward]:
-    client = connect(
-        home=tmp_path / "home",
-        database_url=database_url,
-        clock=clock,
-        capture_environment=False,
-        user="dana",
-    )
-    yield client
-    client.close()
-
-
 def _train(st: Steward, auc: float, columns: tuple[str, ...] = ("amount", "age")) -> str:
-    rng = np.random.default_rng(len(columns))
-    x = rng.normal(size=(200, len(columns)))
-    y = (x[:, 0] > 0).astype(int)
-    import pandas as pd
-
-    frame = pd.DataFrame(x, columns=list(columns))
-    model = LogisticRegression().fit(frame, y)
-    with st.start_run("credit") as run:
-        run.log_metrics({"holdout.auc": auc})
-        version = run.register_model(model, name="credit", sample_input=frame.head(20))
-    return version.ref
+    return train_scored(st, "credit", auc, columns=columns)
 
 
 def _as(st: Steward, name: str, *roles: str) -> PromotionService:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from steward.governance import (
     authenticate,
 )
 from steward.governance._refusals import PER_REASON, WINDOW, RefusalLimiter
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 from steward.store import AuditEvent, Store
 
 ISSUER = "https://idp.example.com/realms/bank"
@@ -187,16 +186,8 @@ def test_the_limiter_alone() -> None:
 
 
 @pytest.fixture
-def st(tmp_path: Path, database_url: str, clock: FrozenClock) -> Iterator[Steward]:
-    client = connect(
-        home=tmp_path / "home",
-        database_url=database_url,
-        clock=clock,
-        capture_environment=False,
-        user="root",
-    )
-    yield client
-    client.close()
+def client_user() -> str:
+    return "root"
 
 
 def test_a_refused_policy_is_audited_and_changes_nothing(st: Steward, tmp_path: Path) -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
+from tests.governance._support import amounts, register_fraud_model
 
 from steward.core import (
     ConflictError,
@@ -24,7 +21,7 @@ from steward.governance import (
     RetentionService,
     parse_rules,
 )
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 RULES = parse_rules(["runs: archived for 90d", "dataset_versions: unreferenced for 180d"])
@@ -36,19 +33,6 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def st(tmp_path: Path, database_url: str, clock: FrozenClock) -> Iterator[Steward]:
-    client = connect(
-        home=tmp_path / "home",
-        database_url=database_url,
-        clock=clock,
-        capture_environment=False,
-        user="dana",
-    )
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def retention(st: Steward) -> RetentionService:
     return RetentionService(st.store, st.registry)
 
@@ -57,13 +41,11 @@ def _run(st: Steward, tmp_path: Path, content: str, *, name: str, register: bool
     """A finished run with one artifact and one dataset; optionally a registered model."""
     path = tmp_path / f"{name}.txt"
     path.write_text(content, encoding="utf-8")
-    frame = pd.DataFrame({"amount": np.arange(20.0), "label": [0, 1] * 10})
     with st.start_run("fraud", name=name) as run:
         run.log_artifact(path)
-        run.log_dataset(frame, name=f"data-{name}")
+        run.log_dataset(amounts(), name=f"data-{name}")
         if register:
-            model = LogisticRegression().fit(frame[["amount"]], frame["label"])
-            run.register_model(model, name="fraud", sample_input=frame[["amount"]].head(5))
+            register_fraud_model(run)
         return str(run.id)
 
 

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
+from tests.governance._support import tiny_classifier
 
 from steward.core import ConfigurationError, FrozenClock, KeepReason, RetentionGuard
 from steward.governance import GovernanceRetentionGuard, HoldService
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 from steward.store import Store, StoreSettings
 from steward.tracking import TrackingService
 
 
 @pytest.fixture
-def st(tmp_path: Path, database_url: str, clock: FrozenClock) -> Iterator[Steward]:
-    client = connect(
-        home=tmp_path / "home",
-        database_url=database_url,
-        clock=clock,
-        capture_environment=False,
-        user="root",
-    )
-    yield client
-    client.close()
+def client_user() -> str:
+    return "root"
 
 
 def _archived_run(st: Steward, tmp_path: Path, name: str, **tags: str) -> tuple[str, str]:
@@ -75,14 +65,12 @@ def test_a_held_run_keeps_its_artifacts_until_the_hold_is_released(
 def test_a_version_hold_keeps_the_run_that_trained_it(
     st: Steward, tmp_path: Path, clock: FrozenClock
 ) -> None:
-    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    model, x = tiny_classifier()
     file = tmp_path / "plot.txt"
     file.write_text("roc curve")
     with st.start_run("fraud") as run:
         run.log_artifact(file)
-        version = run.register_model(
-            LogisticRegression().fit(x, [0, 0, 1, 1]), name="fraud", sample_input=x
-        )
+        version = run.register_model(model, name="fraud", sample_input=x)
     st.tracking.set_run_archived(run.id, True)
     hold = HoldService(st.store).place("version", version.ref, reason="model audit")
     clock.advance(seconds=timedelta(days=40).total_seconds())
@@ -95,11 +83,9 @@ def test_a_version_hold_keeps_the_run_that_trained_it(
 
 
 def test_a_blob_a_model_version_uses_is_never_collected(st: Steward, tmp_path: Path) -> None:
-    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    model, x = tiny_classifier()
     with st.start_run("fraud") as run:
-        version = run.register_model(
-            LogisticRegression().fit(x, [0, 0, 1, 1]), name="fraud", sample_input=x
-        )
+        version = run.register_model(model, name="fraud", sample_input=x)
     manifest = version.artifact_digest
     copy = tmp_path / "manifest.json"
     with st.store.artifacts.open(manifest) as handle:

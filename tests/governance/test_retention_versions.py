@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
+from tests.governance._support import register_fraud_model
 
 from steward.core import FrozenClock, NotFoundError
 from steward.governance import (
@@ -20,7 +17,7 @@ from steward.governance import (
     build_report,
     parse_rules,
 )
-from steward.sdk import Steward, connect
+from steward.sdk import Steward
 from steward.serving import (
     DeploymentService,
     PredictionArchive,
@@ -41,29 +38,14 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def st(tmp_path: Path, database_url: str, clock: FrozenClock) -> Iterator[Steward]:
-    client = connect(
-        home=tmp_path / "home",
-        database_url=database_url,
-        clock=clock,
-        capture_environment=False,
-        user="dana",
-    )
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def retention(st: Steward) -> RetentionService:
     return RetentionService(st.store, st.registry)
 
 
 def _register(st: Steward, c: float) -> str:
     """Register a version from a run; each ``c`` gives different model bytes."""
-    frame = pd.DataFrame({"amount": np.arange(20.0), "label": [0, 1] * 10})
     with st.start_run("fraud") as run:
-        model = LogisticRegression(C=c).fit(frame[["amount"]], frame["label"])
-        version = run.register_model(model, name="fraud", sample_input=frame[["amount"]].head(5))
+        version = register_fraud_model(run, c=c)
     return version.ref
 
 

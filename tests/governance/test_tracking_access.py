@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
-from tests.governance._support import acting_as
+from tests.governance._support import acting_as, tiny_classifier
 
 from steward.core import Authorizer, PermissionDeniedError, Principal, ScopeAuthorizer
 from steward.governance import IdentityService
@@ -126,12 +124,10 @@ def test_a_grant_on_a_model_covers_the_runs_that_trained_it(
     other, _ = recorded
     tracking = TrackingService(store, capture_environment=False)
     registry = RegistryService(store, tracking, RegistrySettings())
-    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    model, x = tiny_classifier()
     with tracking.start_run("fraud") as run:
         run.log_metric("auc", 0.9)
-    registry.register(
-        LogisticRegression().fit(x, [0, 0, 1, 1]), name="fraud", run_id=run.id, sample_input=x
-    )
+    registry.register(model, name="fraud", run_id=run.id, sample_input=x)
     identities.create_user("ria")
     identities.grant_role("ria", "model-risk", resource="model:fraud")
     ria = TrackingService(acting_as(store, "ria"), capture_environment=False)

@@ -29,11 +29,8 @@ from steward.governance._models import (
     RoleBinding,
     TokenInfo,
 )
-from steward.governance._policy import (
-    ApprovalRule,
-    FreezeWindow,
-    Gate,
-    Policy,
+from steward.governance._policy import ApprovalRule, FreezeWindow, Gate, Policy
+from steward.governance._policy_parser import (
     PolicyError,
     PolicyProblem,
     parse_policy,

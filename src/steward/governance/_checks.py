@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from steward.governance._policy import (
+from steward.governance._policy import Gate
+from steward.governance._policy_checks import (
     BeatsChampionCheck,
     CardCompletenessCheck,
     Check,
     DriftCheck,
     FairnessCheck,
-    Gate,
     MetricCheck,
     ProhibitedAttributesCheck,
     SignatureCheck,

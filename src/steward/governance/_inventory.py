@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from steward.governance._policy import CardCompletenessCheck
+from steward.governance._policy_checks import CardCompletenessCheck
 from steward.governance._promotion_models import OPEN, PromotionRequest
 from steward.governance._promotions import PromotionService
 from steward.registry import ModelVersion, RegisteredModel, Stage

@@ -14,7 +14,8 @@ from sqlalchemy.engine import Connection
 from steward.core import NotFoundError
 from steward.governance._approvals import ApprovalTally, tally_approvals
 from steward.governance._checks import CheckResult
-from steward.governance._policy import ApprovalRule, Policy, parse_policy
+from steward.governance._policy import ApprovalRule, Policy
+from steward.governance._policy_parser import parse_policy
 from steward.governance._promotion_tables import policy_versions, promotion_requests
 
 __all__ = [

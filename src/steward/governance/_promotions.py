@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
-
-import sqlalchemy as sa
+from typing import Any
 
 from steward.core import (
     ConflictError,
@@ -26,12 +24,9 @@ from steward.core import (
     Principal,
     canonical_json,
     new_id,
-    sha256_hex,
 )
-from steward.governance._checks import run_checks
 from steward.governance._errors import PromotionFrozenError
-from steward.governance._evidence import RegistryEvidence
-from steward.governance._policy import PolicyError, parse_policy, read_policy
+from steward.governance._policy import FreezeWindow
 from steward.governance._promotion_gate import (
     GrantedFor,
     PromotionGate,
@@ -39,23 +34,23 @@ from steward.governance._promotion_gate import (
     frozen_error,
 )
 from steward.governance._promotion_models import (
-    DEFAULT_POLICY,
-    GATED_STAGES,
-    OPEN,
     PolicyVersion,
     PromotionPlan,
     PromotionRequest,
-    latest_policy,
     request_row,
-    to_policy_version,
-    to_request,
 )
-from steward.governance._promotion_tables import (
-    policy_versions,
-    promotion_approvals,
-    promotion_requests,
+from steward.governance._promotion_plan import plan_promotion
+from steward.governance._promotion_policies import apply_policy, current_policy, policy_history
+from steward.governance._promotion_requests import (
+    expire_requests,
+    find_decision,
+    open_request,
+    query_requests,
+    read_request,
+    record_decision,
+    update_request,
 )
-from steward.registry import ModelRef, RegistryService
+from steward.registry import RegistryService
 from steward.store import Store, UnitOfWork
 
 __all__ = [
@@ -67,7 +62,6 @@ __all__ = [
 ]
 
 RolesOf = Callable[[Principal, str], Iterable[str]]
-MAX_AUDITED_PROBLEMS = 20  # a refused policy's audit event lists at most this many problems
 
 
 class PromotionService:
@@ -96,76 +90,15 @@ class PromotionService:
                 audited as ``policy.apply.refused``, nothing applied.
             PermissionDeniedError: the caller lacks ``admin``.
         """
-        self.store.authorize("admin", resource="policy")
-        fmt: Literal["yaml", "toml"] = "toml" if str(source).endswith(".toml") else "yaml"
-        try:
-            if text is None:
-                policy, text = read_policy(source)
-            else:
-                policy = parse_policy(text, fmt=fmt, source=str(source))
-        except PolicyError as exc:
-            self._refuse_policy(source, text, exc)
-            raise
-        with self.store.unit_of_work() as uow:
-            current = latest_policy(uow.conn)
-            if current is not None and current.digest == policy.digest:
-                return current
-            number = 1 if current is None else current.version + 1
-            now = uow.clock.now()
-            uow.conn.execute(
-                policy_versions.insert(),
-                {
-                    "version": number,
-                    "name": policy.policy,
-                    "digest": policy.digest,
-                    "document": text,
-                    "format": fmt,
-                    "created_by": uow.actor,
-                    "created_at": now,
-                },
-            )
-            uow.audit(
-                "policy.apply",
-                "policy",
-                str(number),
-                {
-                    "name": policy.policy,
-                    "digest": policy.digest,
-                    "previous": current.version if current else None,
-                },
-            )
-        return PolicyVersion(number, policy, policy.digest, text, self.store.actor, now)
-
-    def _refuse_policy(self, source: str | Path, text: str | None, error: PolicyError) -> None:
-        """Audit a refused policy: where from, its digest, and what was wrong (no text)."""
-        with self.store.unit_of_work() as uow:
-            uow.audit(
-                "policy.apply.refused",
-                "policy",
-                str(source)[:200] or "<text>",
-                {
-                    "source": str(source)[:500],
-                    "digest": sha256_hex(text) if text is not None else None,
-                    "problems": [str(p)[:500] for p in error.problems[:MAX_AUDITED_PROBLEMS]],
-                    "count": len(error.problems),
-                },
-            )
+        return apply_policy(self.store, source, text)
 
     def current_policy(self) -> PolicyVersion:
         """The policy in force; before any is applied, a built-in one with no gates (version 0)."""
-        with self.store.database.read() as conn:
-            found = latest_policy(conn)
-        if found is not None:
-            return found
-        return PolicyVersion(0, DEFAULT_POLICY, DEFAULT_POLICY.digest, "", "steward", None)
+        return current_policy(self.store)
 
     def policy_history(self) -> list[PolicyVersion]:
         """Every applied policy version, newest first."""
-        with self.store.database.read() as conn:
-            rows = conn.execute(
-                sa.select(policy_versions).order_by(policy_versions.c.version.desc())
-            ).all()
-        return [to_policy_version(r) for r in rows]
+        return policy_history(self.store)
 
     # -- requests ----------------------------------------------------------------
 
@@ -178,61 +111,10 @@ class PromotionService:
         data: Mapping[str, str | Path] | None = None,
     ) -> PromotionPlan:
         """Evaluate what a promotion would need, storing nothing (``--dry-run``)."""
-        return self._plan(ref, to_stage, emergency=emergency, data=data)[0]
-
-    def _plan(
-        self, ref: str, to_stage: str, *, emergency: bool, data: Mapping[str, str | Path] | None
-    ) -> tuple[PromotionPlan, PolicyVersion]:
-        if to_stage not in GATED_STAGES:
-            raise InvalidInputError(
-                f"promotion targets staging or production, not {to_stage!r}; "
-                "archive or demote with steward models"
-            )
-        parsed = ModelRef.parse(ref)
-        self.store.authorize("models:promote", resource=f"model:{parsed.name}")
-        version = self.registry.get_version(ref)
-        model = self.registry.get_model(version.model)
-        if not version.deployable:
-            raise ConflictError(f"{version.ref} is archived and cannot be promoted")
-        if version.stage.value == to_stage:
-            raise ConflictError(f"{version.ref} is already in {to_stage}")
-        applied = self.current_policy()
-        policy = applied.policy
-        tier = model.risk_tier.value if model.risk_tier is not None else policy.tiers[-1]
-        if tier not in policy.tiers:
-            raise ConflictError(
-                f"model {model.name!r} has risk tier {tier!r}, which policy {policy.policy!r} "
-                f"(version {applied.version}) does not define; "
-                f"its tiers are {', '.join(policy.tiers)}"
-            )
-        gate = policy.gate(tier, to_stage)
-        evidence = RegistryEvidence(self.registry, model, version, target_stage=to_stage, data=data)
-        checks = tuple(run_checks(gate, evidence))
-        now = self.store.clock.now()
-        window = policy.freeze_at(now, to_stage)
-        approvals = list(gate.approvals)
-        if window is not None and emergency:
-            approvals += policy.emergency.approvals
-        excluded: dict[str, str] = {}
-        if gate.separation_of_duties:
-            excluded[version.created_by] = f"registered {version.ref}"
-            if version.run_id is not None:
-                author = self.registry.tracking.get_run(version.run_id).user
-                excluded.setdefault(author, f"trained {version.ref} (run {version.run_id})")
-        plan = PromotionPlan(
-            ref=version.ref,
-            target_stage=to_stage,
-            risk_tier=tier
-            if model.risk_tier is not None
-            else f"{tier} (model has none: strictest)",
-            policy_version=applied.version,
-            checks=checks,
-            approvals=tuple(approvals),
-            excluded=excluded,
-            freeze_window=window.describe() if window is not None else None,
-            emergency=emergency,
+        plan, _ = plan_promotion(
+            self.store, self.registry, ref, to_stage, emergency=emergency, data=data
         )
-        return plan, applied
+        return plan
 
     def request(
         self,
@@ -258,79 +140,42 @@ class PromotionService:
         """
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInputError("a promotion needs a reason (--reason)")
-        plan, applied = self._plan(ref, to_stage, emergency=emergency, data=data)
+        plan, applied = plan_promotion(
+            self.store, self.registry, ref, to_stage, emergency=emergency, data=data
+        )
         if plan.freeze_window and not emergency:
-            error = PromotionFrozenError(
-                f"promotion to {to_stage} is frozen ({plan.freeze_window}); "
-                "an emergency request (--emergency) needs the extra emergency approvals"
-            )
-            with self.store.unit_of_work() as uow:  # the refusal stays in the record
-                uow.audit(
-                    "promotion.request.refused",
-                    "model_version",
-                    plan.ref,
-                    {"to": to_stage, "freeze_window": plan.freeze_window, "error": str(error)},
-                )
-            raise error
+            self._refuse_frozen(plan)
         version = self.registry.get_version(ref)
-        passed = all(c.passed for c in plan.checks)
         request_id = new_id()
         with self.store.unit_of_work() as uow:
-            self._expire(uow)
-            clash = uow.conn.execute(
-                sa.select(promotion_requests.c.id).where(
-                    promotion_requests.c.model == version.model,
-                    promotion_requests.c.version == version.version,
-                    promotion_requests.c.target_stage == to_stage,
-                    promotion_requests.c.status.in_(OPEN),
-                )
-            ).first()
-            if clash is not None:
-                raise ConflictError(
-                    f"request {clash.id} to move {version.ref} to {to_stage} is already open; "
-                    "approve, reject or let it expire"
-                )
-            now = uow.clock.now()
-            uow.conn.execute(
-                promotion_requests.insert(),
-                {
-                    "id": request_id,
-                    "model": version.model,
-                    "version": version.version,
-                    "target_stage": to_stage,
-                    "risk_tier": plan.risk_tier.split(" ")[0],
-                    "reason": reason,
-                    "emergency": emergency,
-                    "aliases": canonical_json(list(aliases)),
-                    "status": "pending" if passed else "checks_failed",
-                    "policy_version": applied.version or None,
-                    "checks": canonical_json([c.to_dict() for c in plan.checks]),
-                    "approvals_required": canonical_json([r.model_dump() for r in plan.approvals]),
-                    "excluded": canonical_json(dict(plan.excluded)),
-                    "freeze_window": plan.freeze_window,
-                    "requested_by": uow.actor,
-                    "created_at": now,
-                    "expires_at": now + applied.policy.request_ttl,
-                    "decided_at": None if passed else now,
-                    "outcome": None if passed else "; ".join(plan.blocked_by),
-                },
-            )
-            uow.audit(
-                "promotion.request",
-                "promotion_request",
+            expire_requests(uow)
+            open_request(
+                uow,
                 request_id,
-                {
-                    "ref": version.ref,
-                    "to": to_stage,
-                    "reason": reason,
-                    "emergency": emergency,
-                    "aliases": list(aliases),
-                    "policy_version": applied.version,
-                    "policy_digest": applied.digest,
-                    "checks": {c.description: c.passed for c in plan.checks},
-                },
+                version,
+                plan,
+                applied,
+                reason=reason,
+                emergency=emergency,
+                aliases=aliases,
             )
         return self._advance(request_id)
+
+    def _refuse_frozen(self, plan: PromotionPlan) -> None:
+        """Refuse, audited, a request that is not an emergency during a freeze window."""
+        to_stage = plan.target_stage
+        error = PromotionFrozenError(
+            f"promotion to {to_stage} is frozen ({plan.freeze_window}); "
+            "an emergency request (--emergency) needs the extra emergency approvals"
+        )
+        with self.store.unit_of_work() as uow:  # the refusal stays in the record
+            uow.audit(
+                "promotion.request.refused",
+                "model_version",
+                plan.ref,
+                {"to": to_stage, "freeze_window": plan.freeze_window, "error": str(error)},
+            )
+        raise error
 
     def approve(self, request_id: str, *, comment: str = "") -> PromotionRequest:
         """Sign off a pending request; when the gate is satisfied, the transition runs.
@@ -358,7 +203,7 @@ class PromotionService:
         principal = self.store.principal
         roles = sorted(set(self._roles_of(principal, f"model:{current.model}")))
         with self.store.unit_of_work() as uow:  # expiry lands even if this decision fails
-            self._expire(uow)
+            expire_requests(uow)
         try:
             self._record_decision(request_id, decision, comment, principal, roles)
         except (PermissionDeniedError, ConflictError) as exc:
@@ -377,59 +222,10 @@ class PromotionService:
     ) -> None:
         with self.store.unit_of_work() as uow:
             row = request_row(uow.conn, request_id)
-            if row.status != "pending":
-                raise ConflictError(
-                    f"request {request_id} is {row.status}; only pending requests take decisions"
-                )
-            excluded = json.loads(row.excluded)
-            if principal.name in excluded:
-                raise PermissionDeniedError(
-                    f"{principal.name!r} may not decide on {row.model}:{row.version}: "
-                    f"{excluded[principal.name]} (separation of duties)"
-                )
-            wanted = {r["role"] for r in json.loads(row.approvals_required)}
-            if not wanted & set(roles):
-                need = ", ".join(sorted(wanted)) or "none (this gate needs no approvals)"
-                raise PermissionDeniedError(
-                    f"{principal.name!r} holds none of the roles this request needs ({need}); "
-                    f"their roles: {', '.join(roles) or 'none'}"
-                )
-            already = uow.conn.execute(
-                sa.select(promotion_approvals.c.decision).where(
-                    promotion_approvals.c.request_id == request_id,
-                    promotion_approvals.c.approver == principal.name,
-                )
-            ).first()
-            if already is not None:
+            _check_decider(row, principal.name, roles)
+            if find_decision(uow.conn, request_id, principal.name) is not None:
                 raise ConflictError(f"{principal.name!r} already decided on request {request_id}")
-            now = uow.clock.now()
-            uow.conn.execute(
-                promotion_approvals.insert(),
-                {
-                    "request_id": request_id,
-                    "approver": principal.name,
-                    "roles": canonical_json(roles),
-                    "decision": decision,
-                    "comment": comment,
-                    "at": now,
-                },
-            )
-            if decision == "reject":
-                uow.conn.execute(
-                    promotion_requests.update()
-                    .where(promotion_requests.c.id == request_id)
-                    .values(
-                        status="rejected",
-                        decided_at=now,
-                        outcome=f"rejected by {principal.name}: {comment}",
-                    )
-                )
-            uow.audit(
-                f"promotion.{decision}",
-                "promotion_request",
-                request_id,
-                {"ref": f"{row.model}:{row.version}", "roles": roles, "comment": comment},
-            )
+            record_decision(uow, row, principal.name, roles, decision, comment)
 
     def _advance(self, request_id: str) -> PromotionRequest:
         """Execute a pending request whose approvals are complete."""
@@ -439,18 +235,21 @@ class PromotionService:
         if self._check_freeze(current):
             return self._advance(request_id)  # escalated: tally again with the emergency rules
         with self.store.unit_of_work() as uow:
-            updated = uow.conn.execute(
-                promotion_requests.update()
-                .where(
-                    promotion_requests.c.id == request_id, promotion_requests.c.status == "pending"
+            claimed = update_request(uow.conn, request_id, when="pending", status="approved")
+            if claimed:
+                uow.audit(
+                    "promotion.approved", "promotion_request", request_id, {"ref": current.ref}
                 )
-                .values(status="approved")
-            )
-            if updated.rowcount == 0:
-                return self.get(request_id)
-            uow.audit("promotion.approved", "promotion_request", request_id, {"ref": current.ref})
-        # The move runs as the caller who completed the approvals; the approved
-        # request is what allows it, not the caller's own models:promote scope.
+        if claimed:
+            self._transition(current)
+        return self.get(request_id)
+
+    def _transition(self, current: PromotionRequest) -> None:
+        """Run an approved request's stage move; if it fails, record why on the request.
+
+        The move runs as the caller who completed the approvals; the approved
+        request is what allows it, not the caller's own models:promote scope.
+        """
         resource = f"model:{current.model}"
         store = self.store.with_authorizer(
             GrantedFor(self.store.authorizer, "models:promote", resource)
@@ -462,37 +261,29 @@ class PromotionService:
             registry.transition(
                 current.ref,
                 current.target_stage,
-                reason=f"{current.reason} (request {request_id})",
+                reason=f"{current.reason} (request {current.id})",
                 aliases=current.aliases,
             )
         except PromotionFrozenError as exc:
             # A freeze began between the check above and the move: back to pending.
             with self.store.unit_of_work() as uow:
-                uow.conn.execute(
-                    promotion_requests.update()
-                    .where(
-                        promotion_requests.c.id == request_id,
-                        promotion_requests.c.status == "approved",
-                    )
-                    .values(status="pending")
-                )
+                update_request(uow.conn, current.id, when="approved", status="pending")
                 self._audit_frozen(uow, current, exc)
             raise
         except Exception as exc:
             with self.store.unit_of_work() as uow:
-                uow.conn.execute(
-                    promotion_requests.update()
-                    .where(
-                        promotion_requests.c.id == request_id,
-                        promotion_requests.c.status == "approved",
-                    )
-                    .values(status="failed", decided_at=uow.clock.now(), outcome=str(exc)[:2000])
+                update_request(
+                    uow.conn,
+                    current.id,
+                    when="approved",
+                    status="failed",
+                    decided_at=uow.clock.now(),
+                    outcome=str(exc)[:2000],
                 )
                 uow.audit(
-                    "promotion.fail", "promotion_request", request_id, {"error": str(exc)[:500]}
+                    "promotion.fail", "promotion_request", current.id, {"error": str(exc)[:500]}
                 )
             raise
-        return self.get(request_id)
 
     def _check_freeze(self, current: PromotionRequest) -> bool:
         """Refuse, audited, a request that a freeze window stops now; escalate an emergency one.
@@ -518,16 +309,20 @@ class PromotionService:
             with self.store.unit_of_work() as uow:
                 self._audit_frozen(uow, current, error)
             raise error
+        self._escalate(current, window)
+        return True
+
+    def _escalate(self, current: PromotionRequest, window: FreezeWindow) -> None:
+        """Add the policy's emergency approvals to a pending emergency request; audited."""
         extra = [r.model_dump() for r in self.current_policy().policy.emergency.approvals]
         rules = [*(r.model_dump() for r in current.approvals_required), *extra]
         with self.store.unit_of_work() as uow:
-            uow.conn.execute(
-                promotion_requests.update()
-                .where(
-                    promotion_requests.c.id == current.id,
-                    promotion_requests.c.status == "pending",
-                )
-                .values(approvals_required=canonical_json(rules), freeze_window=window.describe())
+            update_request(
+                uow.conn,
+                current.id,
+                when="pending",
+                approvals_required=canonical_json(rules),
+                freeze_window=window.describe(),
             )
             uow.audit(
                 "promotion.escalate",
@@ -535,7 +330,6 @@ class PromotionService:
                 current.id,
                 {"ref": current.ref, "freeze_window": window.describe(), "approvals_added": extra},
             )
-        return True
 
     @staticmethod
     def _audit_frozen(uow: UnitOfWork, current: PromotionRequest, error: Exception) -> None:
@@ -558,7 +352,7 @@ class PromotionService:
         current = self.get(request_id)
         self.store.authorize("models:promote", resource=f"model:{current.model}")
         with self.store.unit_of_work() as uow:
-            self._expire(uow)
+            expire_requests(uow)
         current = self.get(request_id)
         if current.status != "pending":
             raise ConflictError(
@@ -577,61 +371,40 @@ class PromotionService:
             NotFoundError: no such request.
         """
         with self.store.database.read() as conn:
-            row = request_row(conn, request_id)
-            decisions = conn.execute(
-                sa.select(promotion_approvals)
-                .where(promotion_approvals.c.request_id == request_id)
-                .order_by(promotion_approvals.c.at)
-            ).all()
-        return to_request(row, decisions)
+            return read_request(conn, request_id)
 
     def list_requests(
         self, *, status: str | None = None, model: str | None = None, limit: int = 100
     ) -> list[PromotionRequest]:
         """Requests, newest first, optionally filtered (``status="pending"`` for the inbox)."""
         with self.store.unit_of_work() as uow:
-            self._expire(uow)
-        query = (
-            sa.select(promotion_requests)
-            .order_by(promotion_requests.c.created_at.desc())
-            .limit(limit)
-        )
-        if status is not None:
-            query = query.where(promotion_requests.c.status == status)
-        if model is not None:
-            query = query.where(promotion_requests.c.model == model)
+            expire_requests(uow)
         with self.store.database.read() as conn:
-            rows = conn.execute(query).all()
-            ids = [r.id for r in rows]
-            decisions = (
-                conn.execute(
-                    sa.select(promotion_approvals)
-                    .where(promotion_approvals.c.request_id.in_(ids))
-                    .order_by(promotion_approvals.c.at)
-                ).all()
-                if ids
-                else []
-            )
-        by_request: dict[str, list[Any]] = {}
-        for decision in decisions:
-            by_request.setdefault(decision.request_id, []).append(decision)
-        return [to_request(r, by_request.get(r.id, [])) for r in rows]
+            return query_requests(conn, status=status, model=model, limit=limit)
 
-    def _expire(self, uow: UnitOfWork) -> None:
-        now = uow.clock.now()
-        stale = list(
-            uow.conn.execute(
-                sa.select(promotion_requests.c.id).where(
-                    promotion_requests.c.status.in_(OPEN), promotion_requests.c.expires_at <= now
-                )
-            ).scalars()
+
+def _check_decider(row: Any, name: str, roles: list[str]) -> None:
+    """Refuse a decision on a request that is not pending, or by someone who may not decide.
+
+    Raises:
+        ConflictError: the request is not pending.
+        PermissionDeniedError: separation of duties excludes ``name``, or ``roles``
+            hold none of the roles the request needs.
+    """
+    if row.status != "pending":
+        raise ConflictError(
+            f"request {row.id} is {row.status}; only pending requests take decisions"
         )
-        if not stale:
-            return
-        uow.conn.execute(
-            promotion_requests.update()
-            .where(promotion_requests.c.id.in_(stale))
-            .values(status="expired", decided_at=now, outcome="expired before every gate passed")
+    excluded = json.loads(row.excluded)
+    if name in excluded:
+        raise PermissionDeniedError(
+            f"{name!r} may not decide on {row.model}:{row.version}: "
+            f"{excluded[name]} (separation of duties)"
         )
-        for request_id in stale:
-            uow.audit("promotion.expire", "promotion_request", request_id)
+    wanted = {r["role"] for r in json.loads(row.approvals_required)}
+    if not wanted & set(roles):
+        need = ", ".join(sorted(wanted)) or "none (this gate needs no approvals)"
+        raise PermissionDeniedError(
+            f"{name!r} holds none of the roles this request needs ({need}); "
+            f"their roles: {', '.join(roles) or 'none'}"
+        )
