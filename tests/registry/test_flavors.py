@@ -8,6 +8,7 @@ from pathlib import Path
 import lightgbm
 import numpy as np
 import pytest
+import skops.io
 import xgboost
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -69,6 +70,23 @@ def test_flavor_sklearn_refuses_untrusted_types_naming_them(module: str, name: s
         SklearnFlavor().load_bytes(_hostile.skops_with_type(module, name))
     assert f"{module}.{name}" in str(caught.value)
     assert "STEWARD_TRUSTED_TYPES" in str(caught.value)
+
+
+def test_flavor_sklearn_hands_skops_only_the_types_it_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = skops.io.dumps(HistGradientBoostingClassifier(max_iter=5).fit(X, Y))
+    trusted_lists: list[object] = []
+    real_loads = skops.io.loads
+
+    def loads(data: bytes, trusted: object = None) -> object:
+        trusted_lists.append(trusted)
+        return real_loads(data, trusted=trusted)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(skops.io, "loads", loads)
+    model = SklearnFlavor().load_bytes(data)
+    assert trusted_lists == [["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]]
+    assert model.predict(X).shape == (len(X),)  # type: ignore[attr-defined]
 
 
 def test_flavor_sklearn_refuses_functions_outside_the_trusted_list(tmp_path: Path) -> None:
