@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import lightgbm
 import numpy as np
 import pytest
+import skops.io
 import xgboost
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -15,7 +17,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from tests.registry import _hostile
 
-from steward.core import IntegrityError, InvalidInputError, PermissionDeniedError
+from steward.core import (
+    ConfigurationError,
+    IntegrityError,
+    InvalidInputError,
+    PermissionDeniedError,
+)
 from steward.registry import (
     LightGBMFlavor,
     OnnxFlavor,
@@ -25,7 +32,7 @@ from steward.registry import (
     builtin_flavors,
     compile_to_onnx,
 )
-from steward.registry.flavors import detect_flavor, is_trusted_type
+from steward.registry.flavors import detect_flavor, is_trusted_type, require
 
 X = np.random.default_rng(1).random((120, 4))
 Y = (X[:, 0] + X[:, 1] > 1).astype(int)
@@ -69,6 +76,23 @@ def test_flavor_sklearn_refuses_untrusted_types_naming_them(module: str, name: s
         SklearnFlavor().load_bytes(_hostile.skops_with_type(module, name))
     assert f"{module}.{name}" in str(caught.value)
     assert "STEWARD_TRUSTED_TYPES" in str(caught.value)
+
+
+def test_flavor_sklearn_hands_skops_only_the_types_it_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = skops.io.dumps(HistGradientBoostingClassifier(max_iter=5).fit(X, Y))
+    trusted_lists: list[object] = []
+    real_loads = skops.io.loads
+
+    def loads(data: bytes, trusted: object = None) -> object:
+        trusted_lists.append(trusted)
+        return real_loads(data, trusted=trusted)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(skops.io, "loads", loads)
+    model = SklearnFlavor().load_bytes(data)
+    assert trusted_lists == [["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]]
+    assert model.predict(X).shape == (len(X),)  # type: ignore[attr-defined]
 
 
 def test_flavor_sklearn_refuses_functions_outside_the_trusted_list(tmp_path: Path) -> None:
@@ -176,3 +200,33 @@ def test_flavor_onnx_refuses_bytes_that_are_not_a_model(tmp_path: Path) -> None:
 def test_flavor_detection_explains_the_way_out() -> None:
     with pytest.raises(InvalidInputError, match="flavor='python' and unsafe=True"):
         detect_flavor(double, builtin_flavors())
+
+
+def test_flavor_require_imports_a_module_not_yet_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "steward_probe_dependency.py").write_text(
+        "import threading\nIMPORTED_BY = threading.current_thread().name\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "steward_probe_dependency", raising=False)
+    module = require("steward_probe_dependency", flavor="probe", extra="ml")
+    assert module is sys.modules["steward_probe_dependency"]
+    assert module.IMPORTED_BY == "steward-import-steward_probe_dependency"  # a fresh stack
+    assert require("steward_probe_dependency", flavor="probe", extra="ml") is module
+
+
+def test_flavor_require_names_the_extra_for_a_missing_package() -> None:
+    with pytest.raises(ConfigurationError, match=r"pip install 'steward\[ml\]'"):
+        require("steward_no_such_package.io", flavor="probe", extra="ml")
+
+
+def test_flavor_require_passes_on_a_failing_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "steward_broken_dependency.py").write_text(
+        "raise RuntimeError('broken at import')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RuntimeError, match="broken at import"):
+        require("steward_broken_dependency", flavor="probe", extra="ml")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,8 @@ from steward.core import (
     SystemClock,
 )
 from steward.store import Database, StoreSettings, open_database, unit_of_work
-from steward.store._database import VERSION_TABLE
+from steward.store._database import SCHEMA_HEAD, VERSION_TABLE
+from steward.store._migrations import head_revision
 
 
 def test_database_upgrades_itself_on_first_use(database: Database) -> None:
@@ -125,3 +129,36 @@ def test_database_sqlite_synchronous_setting(tmp_path: Path) -> None:
 def test_database_full_synchronous_by_default(tmp_path: Path) -> None:
     with open_database(StoreSettings(home=tmp_path)).read() as conn:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_database_schema_head_is_the_last_migration() -> None:
+    assert SCHEMA_HEAD == head_revision(), "set SCHEMA_HEAD to the newest migration's revision"
+
+
+_READ_IN_FRESH_PROCESS = """
+import json, sys
+from steward.store import Database
+with Database(sys.argv[1]).read() as conn:
+    pass
+print(json.dumps([name for name in ("alembic", "mako") if name in sys.modules]))
+"""
+
+
+def test_database_at_head_is_read_without_loading_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    fresh = [sys.executable, "-c", _READ_IN_FRESH_PROCESS, url]
+    first = subprocess.run(fresh, capture_output=True, text=True, check=True, timeout=120)
+    assert json.loads(first.stdout) == ["alembic", "mako"]  # a new database is migrated
+    again = subprocess.run(fresh, capture_output=True, text=True, check=True, timeout=120)
+    assert json.loads(again.stdout) == []
+    assert Database(url).schema_status().up_to_date
+
+
+def test_database_behind_head_is_still_upgraded(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}", auto_migrate=True)
+    db.upgrade("0010_canary_windows")
+    assert db.schema_status().current == "0010_canary_windows"
+    assert not db.schema_status().up_to_date
+    with db.read():
+        pass
+    assert db.schema_status().current == SCHEMA_HEAD

@@ -120,6 +120,10 @@ class SklearnFlavor:
         Raises:
             IntegrityError: the bytes are not a skops file (e.g. a pickle).
         """
+        return self._audit(data, what=what)[1]
+
+    def _audit(self, data: bytes, *, what: str) -> tuple[list[str], list[str]]:
+        """Return the types skops does not trust by default, and those refused here too."""
         sio = require("skops.io", flavor=self.name, extra="ml")
         try:
             found: list[str] = sio.get_untrusted_types(data=data)
@@ -128,7 +132,7 @@ class SklearnFlavor:
                 f"{what} is not a valid skops file ({type(exc).__name__}: {exc}); "
                 "sklearn models are stored with skops only, never as pickles"
             ) from None
-        return [t for t in found if not is_trusted_type(t, self.trusted_types)]
+        return found, [t for t in found if not is_trusted_type(t, self.trusted_types)]
 
     def load_bytes(self, data: bytes, *, what: str = "model file") -> object:
         """Load a skops file from bytes after checking every type it names.
@@ -138,15 +142,16 @@ class SklearnFlavor:
             IntegrityError: the bytes are not a valid skops file.
         """
         sio = require("skops.io", flavor=self.name, extra="ml")
-        refused = self.untrusted_types(data, what=what)
+        allowed, refused = self._audit(data, what=what)
         if refused:
             listing = ", ".join(refused[:20])
             raise PermissionDeniedError(
                 f"{what} names types that are not trusted: {listing}; nothing was loaded. "
                 "If you trust them, add them to STEWARD_TRUSTED_TYPES (comma-separated)"
             )
-        allowed = sio.get_untrusted_types(data=data)  # checked above: all trusted
         try:
+            # skops audits the tree again while it builds it: exactly the types
+            # checked above are trusted on top of its defaults, nothing more.
             return sio.loads(data, trusted=allowed)
         except (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError) as exc:
             raise IntegrityError(
