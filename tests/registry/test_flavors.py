@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import lightgbm
@@ -230,3 +231,17 @@ def test_flavor_require_passes_on_a_failing_import(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(RuntimeError, match="broken at import"):
         require("steward_broken_dependency", flavor="probe", extra="ml")
+
+
+def test_flavor_require_imports_a_main_thread_only_package_where_the_caller_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "steward_main_thread_dependency.py").write_text(
+        "import signal, threading\n"
+        "signal.signal(signal.SIGUSR2, signal.getsignal(signal.SIGUSR2))  # main thread only\n"
+        "IMPORTED_BY = threading.current_thread().name\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "steward_main_thread_dependency", raising=False)
+    module = require("steward_main_thread_dependency", flavor="probe", extra="ml")
+    assert module.IMPORTED_BY == threading.current_thread().name

@@ -93,8 +93,14 @@ def _import_on_fresh_stack(module: str) -> ModuleType:
     thread = threading.Thread(target=run, name=f"steward-import-{module}", daemon=True)
     thread.start()
     thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
+    error = outcome.get("error")
+    if isinstance(error, ModuleNotFoundError):
+        raise error
+    if error is not None:
+        # Some packages must be imported from the main thread (they install signal
+        # handlers, for one): try once more where the caller is, which raises the
+        # package's own error if it fails there too.
+        return importlib.import_module(module)
     imported: ModuleType = outcome["module"]
     return imported
 
