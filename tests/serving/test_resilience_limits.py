@@ -162,6 +162,31 @@ def test_admission_serves_waiters_first_come_first_served() -> None:
     asyncio.run(main())
 
 
+def test_admission_serves_the_newest_waiter_once_the_oldest_waited_half_the_limit() -> None:
+    async def main() -> None:
+        ticks = Ticks()
+        gate = AdmissionController(
+            max_in_flight=1, max_queued=10, max_queue_wait_s=30.0, clock=ticks
+        )
+        releases = [asyncio.Event() for _ in range(4)]
+        log: list[str] = []
+        tasks = [asyncio.create_task(_hold(gate, releases[0], log, "0"))]
+        await _settle()
+        for i in (1, 2):  # queued at t=0
+            tasks.append(asyncio.create_task(_hold(gate, releases[i], log, str(i))))
+            await _settle()
+        ticks.now = 16.0  # the oldest has waited more than 15 s: overloaded
+        tasks.append(asyncio.create_task(_hold(gate, releases[3], log, "3")))
+        await _settle()
+        for i in (0, 3, 2, 1):
+            releases[i].set()
+            await _settle()
+        await asyncio.gather(*tasks)
+        assert [e for e in log if e.startswith("in")] == ["in:0", "in:3", "in:2", "in:1"]
+
+    asyncio.run(main())
+
+
 def test_admission_cancelled_waiter_leaves_the_queue() -> None:
     async def main() -> None:
         gate = AdmissionController(max_in_flight=1, max_queued=2)

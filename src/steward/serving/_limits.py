@@ -186,9 +186,14 @@ class AdmissionController:
     """Bound the requests in flight and waiting; shed the rest at once with a retry hint.
 
     One per event loop (per gateway worker, or per variant); not thread-safe.
-    Waiting requests are admitted first come, first served.  A waiter that is
-    cancelled (its client went away) leaves the queue; a slot handed to it as it
-    was cancelled passes to the next waiter.
+    Waiting requests are admitted first come, first served while the queue
+    moves; once its oldest waiter has waited half of ``max_queue_wait_s``, a
+    freed slot goes to the newest instead (adaptive LIFO). Under overload the
+    oldest would mostly be refused at their deadline anyway, and serving them
+    would make every admitted request wait nearly the whole deadline; serving
+    the newest keeps the admitted requests' latency close to that of a full but
+    not overloaded gate. A waiter that is cancelled (its client went away)
+    leaves the queue; a slot handed to it as it was cancelled passes on.
 
     Example:
         >>> async def main() -> int:
@@ -233,7 +238,7 @@ class AdmissionController:
         self.default_retry_after_s = default_retry_after_s
         self._clock = clock
         self._in_flight = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
         self._admitted = 0
         self._rejected = 0
         self._service_s: float | None = None
@@ -280,12 +285,13 @@ class AdmissionController:
                 retry_after_s=self.retry_after_s(),
             )
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        entry = (self._clock(), waiter)
+        self._waiters.append(entry)
         try:
             async with asyncio.timeout(self.max_queue_wait_s):
                 await waiter
         except BaseException as exc:
-            self._abandon(waiter)
+            self._abandon(entry)
             if isinstance(exc, TimeoutError):
                 self._rejected += 1
                 raise OverloadedError(
@@ -296,17 +302,22 @@ class AdmissionController:
             raise
         self._admitted += 1  # the slot was handed over by _release; in_flight already counts it
 
-    def _abandon(self, waiter: asyncio.Future[None]) -> None:
+    def _abandon(self, entry: tuple[float, asyncio.Future[None]]) -> None:
+        waiter = entry[1]
         if waiter.done() and not waiter.cancelled():
             # The slot was handed to us just as we gave up: pass it on.
             self._release()
             return
         with contextlib.suppress(ValueError):  # already taken off the queue by _release
-            self._waiters.remove(waiter)
+            self._waiters.remove(entry)
 
     def _release(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
+        waiters, patience = self._waiters, self.max_queue_wait_s
+        while waiters:
+            if patience is not None and self._clock() - waiters[0][0] > patience / 2:
+                _, waiter = waiters.pop()  # overloaded: the newest first (see the class)
+            else:
+                _, waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)  # hand the slot over; in_flight is unchanged
                 return
