@@ -187,12 +187,12 @@ class AdmissionController:
 
     One per event loop (per gateway worker, or per variant); not thread-safe.
     Waiting requests are admitted first come, first served while the queue
-    moves; once its oldest waiter has waited half of ``max_queue_wait_s``, a
-    freed slot goes to the newest instead (adaptive LIFO). Under overload the
-    oldest would mostly be refused at their deadline anyway, and serving them
-    would make every admitted request wait nearly the whole deadline; serving
-    the newest keeps the admitted requests' latency close to that of a full but
-    not overloaded gate. A waiter that is cancelled (its client went away)
+    drains; once its oldest waiter has waited longer than a request takes inside
+    the gate (the running mean), the queue is not draining and a freed slot goes
+    to the newest waiter instead (adaptive LIFO). Serving the oldest would make
+    every admitted request wait as long as the queue is deep; serving the newest
+    keeps the admitted requests' latency close to that of a full but not
+    overloaded gate, while the oldest are refused at ``max_queue_wait_s``. A waiter that is cancelled (its client went away)
     leaves the queue; a slot handed to it as it was cancelled passes on.
 
     Example:
@@ -312,10 +312,10 @@ class AdmissionController:
             self._waiters.remove(entry)
 
     def _release(self) -> None:
-        waiters, patience = self._waiters, self.max_queue_wait_s
+        waiters, service = self._waiters, self._service_s
         while waiters:
-            if patience is not None and self._clock() - waiters[0][0] > patience / 2:
-                _, waiter = waiters.pop()  # overloaded: the newest first (see the class)
+            if service is not None and self._clock() - waiters[0][0] > service:
+                _, waiter = waiters.pop()  # not draining: the newest first (see the class)
             else:
                 _, waiter = waiters.popleft()
             if not waiter.done():
