@@ -186,14 +186,9 @@ class AdmissionController:
     """Bound the requests in flight and waiting; shed the rest at once with a retry hint.
 
     One per event loop (per gateway worker, or per variant); not thread-safe.
-    Waiting requests are admitted first come, first served while the queue
-    drains; once its oldest waiter has waited longer than a request takes inside
-    the gate (the running mean), the queue is not draining and a freed slot goes
-    to the newest waiter instead (adaptive LIFO). Serving the oldest would make
-    every admitted request wait as long as the queue is deep; serving the newest
-    keeps the admitted requests' latency close to that of a full but not
-    overloaded gate, while the oldest are refused at ``max_queue_wait_s``. A waiter that is cancelled (its client went away)
-    leaves the queue; a slot handed to it as it was cancelled passes on.
+    Waiting requests are admitted first come, first served.  A waiter that is
+    cancelled (its client went away) leaves the queue; a slot handed to it as it
+    was cancelled passes to the next waiter.
 
     Example:
         >>> async def main() -> int:
@@ -238,7 +233,7 @@ class AdmissionController:
         self.default_retry_after_s = default_retry_after_s
         self._clock = clock
         self._in_flight = 0
-        self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._admitted = 0
         self._rejected = 0
         self._service_s: float | None = None
@@ -285,13 +280,12 @@ class AdmissionController:
                 retry_after_s=self.retry_after_s(),
             )
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (self._clock(), waiter)
-        self._waiters.append(entry)
+        self._waiters.append(waiter)
         try:
             async with asyncio.timeout(self.max_queue_wait_s):
                 await waiter
         except BaseException as exc:
-            self._abandon(entry)
+            self._abandon(waiter)
             if isinstance(exc, TimeoutError):
                 self._rejected += 1
                 raise OverloadedError(
@@ -302,22 +296,17 @@ class AdmissionController:
             raise
         self._admitted += 1  # the slot was handed over by _release; in_flight already counts it
 
-    def _abandon(self, entry: tuple[float, asyncio.Future[None]]) -> None:
-        waiter = entry[1]
+    def _abandon(self, waiter: asyncio.Future[None]) -> None:
         if waiter.done() and not waiter.cancelled():
             # The slot was handed to us just as we gave up: pass it on.
             self._release()
             return
         with contextlib.suppress(ValueError):  # already taken off the queue by _release
-            self._waiters.remove(entry)
+            self._waiters.remove(waiter)
 
     def _release(self) -> None:
-        waiters, service = self._waiters, self._service_s
-        while waiters:
-            if service is not None and self._clock() - waiters[0][0] > service:
-                _, waiter = waiters.pop()  # not draining: the newest first (see the class)
-            else:
-                _, waiter = waiters.popleft()
+        while self._waiters:
+            waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)  # hand the slot over; in_flight is unchanged
                 return
