@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -318,3 +319,16 @@ def test_gateway_override_header_needs_the_scope_and_marks_test(client: TestClie
         headers={"X-Steward-Variant": "ghost"},
     )
     assert unknown.status_code == 422
+
+
+def test_gateway_freezes_the_collector_only_when_asked(home: Home) -> None:
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(settings(home), store=home.store)) as client:
+            assert client.get("/readyz").status_code == 200
+            assert gc.get_freeze_count() == 0  # an embedding process is left alone
+        with TestClient(create_app(settings(home), store=home.store, freeze_gc=True)) as client:
+            assert client.get("/readyz").status_code == 200
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -410,6 +410,7 @@ def create_app(
     *,
     store: Store | None = None,
     governance: GovernanceSettings | None = None,
+    freeze_gc: bool = False,
 ) -> Starlette:
     """Build the gateway's ASGI app; deployments load when the app starts (its lifespan).
 
@@ -421,6 +422,10 @@ def create_app(
         settings: the gateway's settings (default: ``STEWARD_*`` from the environment).
         store: serve from this store instead of opening one from ``settings``.
         governance: governance settings for authentication (default: the environment).
+        freeze_gc: once loaded, move every object of the process out of the garbage
+            collector's later passes (``gc.freeze``), which shortens its pauses. For a
+            process that only serves (``steward gateway`` sets it); an embedding
+            process keeps its collector as it is.
     """
     settings = settings or load_settings(GatewaySettings)
     holder: dict[str, _Handlers] = {}
@@ -434,10 +439,9 @@ def create_app(
         app.state.worker = worker
         try:
             await worker.start()
-            # What is loaded now (models, settings, routes) lives as long as the worker:
-            # keep it out of every later collection, which shortens the pauses.
-            gc.collect()
-            gc.freeze()
+            if freeze_gc:  # what is loaded now lives as long as the worker
+                gc.collect()
+                gc.freeze()
             yield
         finally:
             await worker.close()
@@ -497,4 +501,4 @@ class _Gateway(Starlette):
 
 def create_app_from_env() -> Starlette:
     """Build the app from ``STEWARD_*`` settings (the factory uvicorn's workers call)."""
-    return create_app(load_settings(GatewaySettings))
+    return create_app(load_settings(GatewaySettings), freeze_gc=True)
