@@ -224,6 +224,35 @@ def test_admission_queue_wait_limit() -> None:
     asyncio.run(main())
 
 
+def test_admission_refuses_without_queueing_a_request_that_would_wait_too_long() -> None:
+    async def main() -> None:
+        ticks = Ticks()
+        gate = AdmissionController(
+            max_in_flight=1, max_queued=10, max_queue_wait_s=0.05, clock=ticks
+        )
+        async with gate.admit():
+            ticks.now += 0.04  # a request holds the slot 40 ms
+        release, log = asyncio.Event(), []
+        first = asyncio.create_task(_hold(gate, release, log, "a"))
+        await _settle()
+        second = asyncio.create_task(_hold(gate, release, log, "b"))  # 40 ms ahead: queued
+        await _settle()
+        assert gate.snapshot().queued == 1
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, release.set)  # the slot frees while the third is held
+        started = loop.time()
+        with pytest.raises(OverloadedError, match=r"about 0\.08 s \(1 waiting\)"):
+            async with gate.admit():  # 80 ms ahead, over the 50 ms limit
+                pass
+        assert loop.time() - started >= 0.045  # held as long as it could have waited
+        await asyncio.gather(first, second)
+        assert log == ["in:a", "out:a", "in:b", "out:b"]  # the queued one got in
+        snap = gate.snapshot()
+        assert snap.rejected == 1 and snap.queued == 0 and snap.in_flight == 0
+
+    asyncio.run(main())
+
+
 def test_admission_retry_hint_follows_service_time() -> None:
     async def main() -> None:
         ticks = Ticks()

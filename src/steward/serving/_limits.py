@@ -186,7 +186,12 @@ class AdmissionController:
     """Bound the requests in flight and waiting; shed the rest at once with a retry hint.
 
     One per event loop (per gateway worker, or per variant); not thread-safe.
-    Waiting requests are admitted first come, first served.  A waiter that is
+    Waiting requests are admitted first come, first served. With
+    ``max_queue_wait_s``, a request whose expected wait (the queue ahead of it
+    times the mean time a request holds a slot, over the slots) is longer than
+    that is not queued: it is refused, after being held that long, which keeps
+    the queue short for the requests that will get in and keeps a refused client
+    from coming straight back.  A waiter that is
     cancelled (its client went away) leaves the queue; a slot handed to it as it
     was cancelled passes to the next waiter.
 
@@ -279,6 +284,23 @@ class AdmissionController:
                 f"{len(self._waiters)} waiting); retry in {self.retry_after_s():.2f} s",
                 retry_after_s=self.retry_after_s(),
             )
+        limit = self.max_queue_wait_s
+        if limit is not None and self._service_s is not None:
+            expected = self._service_s * (len(self._waiters) + 1) / self.max_in_flight
+            if expected > limit:
+                # It would not get a slot in time. Refuse it without queueing it, so the
+                # queue stays short for those that will; but only after holding it as
+                # long as it could have waited, so that its client cannot come straight
+                # back and spend the worker's time on refusals.
+                self._rejected += 1
+                refusal = OverloadedError(
+                    f"the gateway is at capacity: a slot would take about {expected:.2f} s "
+                    f"({len(self._waiters)} waiting), over the {limit:g} s limit; retry in "
+                    f"{self.retry_after_s():.2f} s",
+                    retry_after_s=self.retry_after_s(),
+                )
+                await asyncio.sleep(limit)
+                raise refusal
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
