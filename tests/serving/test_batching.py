@@ -266,6 +266,20 @@ def test_batcher_inline_call_past_its_deadline_is_a_timeout_and_errors_reach_the
     _run(main)
 
 
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan"), float("inf")])
+def test_batcher_rejects_bad_timeouts(timeout: float) -> None:
+    async def main() -> None:
+        batcher = MicroBatcher(GatedModel(), max_batch_size=4, max_wait_ms=0)
+        try:
+            with pytest.raises(InvalidInputError, match="timeout must be a positive number"):
+                await batcher.submit(1, timeout_s=timeout)
+            assert batcher.stats().rows == 0
+        finally:
+            await batcher.close()
+
+    _run(main)
+
+
 def test_batcher_a_models_own_timeout_error_is_not_a_deadline() -> None:
     def model(rows: list[int]) -> list[int]:
         raise TimeoutError("the model's own remote call timed out")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -190,6 +191,7 @@ class MicroBatcher(Generic[In, Out]):
 
         Raises:
             BatchTimeoutError: ``timeout_s`` passed before the output was ready.
+            InvalidInputError: ``timeout_s`` is not a positive, finite number.
             BackendUnavailableError: the batcher is closed.
             ConfigurationError: called from another event loop than the first call.
             BatchOutputError: ``fn`` returned the wrong number of outputs.
@@ -203,6 +205,10 @@ class MicroBatcher(Generic[In, Out]):
             )
         if self._closing:
             raise BackendUnavailableError(f"the batcher of {self.name} is closed")
+        if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise InvalidInputError(
+                f"a timeout must be a positive number of seconds, got {timeout_s!r}"
+            )
         if (
             self._outstanding == 0
             and self._active == 0

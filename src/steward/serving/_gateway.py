@@ -39,15 +39,13 @@ from steward.core import (
     new_id,
 )
 from steward.governance import GovernanceSettings
+from steward.serving._batching import BatchTimeoutError
 from steward.serving._feedback import BanditRewards
 from steward.serving._gateway_http import error_response, json_response, read_body
 from steward.serving._gateway_settings import GatewaySettings
 from steward.serving._online_features import FetchedFeatures
 from steward.serving._predlog import FeedbackRecord, PredictionRecord
-from steward.serving._resilience import (
-    RateLimitedError,
-    with_timeout,
-)
+from steward.serving._resilience import RateLimitedError, timeout_error
 from steward.serving._runtime import DeploymentRuntime, ModelFailedError, VariantRuntime
 from steward.serving._wire import (
     RequestProblemError,
@@ -70,6 +68,35 @@ class _Seen:
 
     variant: str | None = None
     test: bool = False
+
+
+@dataclass(slots=True)
+class _Asked:
+    """What a request asked, for the log record of each variant that answered it."""
+
+    runtime: DeploymentRuntime
+    request_id: str
+    ts: datetime
+    inputs: Any
+    fetched: FetchedFeatures | None
+    caller: Caller
+    started: float
+
+    def record(self, variant: VariantRuntime, **outcome: Any) -> PredictionRecord:
+        """The record of ``variant``'s answer (outputs, error, flags in ``outcome``), timed now."""
+        return PredictionRecord(
+            request_id=self.request_id,
+            ts=self.ts,
+            deployment=self.runtime.name,
+            revision=self.runtime.revision.revision,
+            variant=variant.variant.name,
+            model_version=variant.variant.model,
+            inputs=self.inputs,
+            features=None if self.fetched is None else self.fetched.log_entry(),
+            latency_ms=(time.perf_counter() - self.started) * 1000.0,
+            caller=self.caller.name,
+            **outcome,
+        )
 
 
 def _caller_key(caller: Caller, request: Request) -> str:
@@ -181,21 +208,10 @@ class _Handlers:
             async with self.worker.residency.use(variant.slot):
                 result = await runtime.call(variant, block, model_records)
         except ModelFailedError as exc:  # logged (and counted for canaries) before its 503
-            failed = PredictionRecord(
-                request_id=request_id,
-                ts=ts,
-                deployment=runtime.name,
-                revision=runtime.revision.revision,
-                variant=variant.variant.name,
-                model_version=variant.variant.model,
-                inputs=inputs,
-                features=None if fetched is None else fetched.log_entry(),
-                latency_ms=(time.perf_counter() - started) * 1000.0,
-                caller=caller.name,
-                test=route.test,
-                error=str(exc)[:500],
+            asked = _Asked(runtime, request_id, ts, inputs, fetched, caller, started)
+            await self._served(
+                runtime, asked.record(variant, test=route.test, error=str(exc)[:500])
             )
-            await self._served(runtime, failed)
             raise
         if route.test:
             variant.test_requests += 1
@@ -213,20 +229,10 @@ class _Handlers:
                 caller,
                 fetched,
             )
-        latency = time.perf_counter() - started
         revision = runtime.revision
-        record = PredictionRecord(
-            request_id=request_id,
-            ts=ts,
-            deployment=runtime.name,
-            revision=revision.revision,
-            variant=variant.variant.name,
-            model_version=variant.variant.model,
-            inputs=inputs,
-            features=None if fetched is None else fetched.log_entry(),
+        record = _Asked(runtime, request_id, ts, inputs, fetched, caller, started).record(
+            variant,
             outputs=result.outputs,
-            latency_ms=latency * 1000.0,
-            caller=caller.name,
             test=route.test,
             fallback=result.fallback,
             error=result.error,
@@ -312,11 +318,13 @@ class _Handlers:
             if fetched is not None:
                 records = fetched.model_records(shadow.variant.name, records)
             async with self.worker.residency.use(shadow.slot):
-                outputs = await with_timeout(
-                    shadow.batcher.submit(prepare_block(shadow.model.signature, records)),
-                    runtime.timeout_for(shadow.variant.name),
-                    what=f"shadow model {shadow.variant.model}",
-                )
+                block = prepare_block(shadow.model.signature, records)
+                timeout_s = runtime.timeout_for(shadow.variant.name)
+                try:
+                    outputs = await shadow.batcher.submit(block, timeout_s=timeout_s)
+                except BatchTimeoutError as exc:
+                    what = f"shadow model {shadow.variant.model}"
+                    raise timeout_error(what, timeout_s or 0.0) from exc
             outcome = "ok"
         except Exception as exc:  # a shadow's failure never reaches the caller; it is logged
             error = f"{type(exc).__name__}: {exc}"[:500]
@@ -325,20 +333,8 @@ class _Handlers:
             outcome = "error"
         shadow.requests += 1
         self.worker.metrics.shadow.labels(runtime.name, shadow.variant.name, outcome).inc()
-        record = PredictionRecord(
-            request_id=request_id,
-            ts=ts,
-            deployment=runtime.name,
-            revision=runtime.revision.revision,
-            variant=shadow.variant.name,
-            model_version=shadow.variant.model,
-            inputs=inputs,
-            features=None if fetched is None else fetched.log_entry(),
-            outputs=outputs,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-            caller=caller.name,
-            shadow=True,
-            error=error,
+        record = _Asked(runtime, request_id, ts, inputs, fetched, caller, started).record(
+            shadow, outputs=outputs, shadow=True, error=error
         )
         try:
             await self._served(runtime, record)

@@ -15,14 +15,13 @@ Rate limiting and admission live in ``_limits``; fallbacks in ``_fallback``.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 
 from steward.core import BackendUnavailableError, InvalidInputError
 
@@ -36,10 +35,8 @@ __all__ = [
     "RateLimitedError",
     "RetryLaterError",
     "timeout_error",
-    "with_timeout",
 ]
 
-T = TypeVar("T")
 BreakerState = Literal["closed", "open", "half_open"]
 
 
@@ -77,42 +74,6 @@ class RateLimitedError(RetryLaterError):
 
 class ModelTimeoutError(BackendUnavailableError):
     """A model call did not finish within its timeout."""
-
-
-async def with_timeout(awaitable: Awaitable[T], timeout_s: float | None, *, what: str) -> T:
-    """Await ``awaitable`` for at most ``timeout_s`` seconds (None: no limit).
-
-    Uses :func:`asyncio.timeout`: the awaited task is cancelled at the deadline.
-    Work already running in a thread (a model call in an executor) cannot be
-    interrupted and finishes in the background; its result is dropped.
-
-    Example:
-        >>> async def slow() -> int:
-        ...     await asyncio.sleep(10)
-        ...     return 1
-        >>> async def main() -> str:
-        ...     try:
-        ...         return str(await with_timeout(slow(), 0.01, what="model 'fraud/3'"))
-        ...     except ModelTimeoutError as exc:
-        ...         return str(exc).split(";")[0]
-        >>> asyncio.run(main())
-        "model 'fraud/3' did not answer within 0.01 s"
-
-    Raises:
-        ModelTimeoutError: the deadline passed; the message names ``what``.
-        InvalidInputError: a timeout that is not a positive number.
-    """
-    if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
-        raise InvalidInputError(
-            f"a timeout must be a positive number of seconds, got {timeout_s!r}"
-        )
-    try:
-        async with asyncio.timeout(timeout_s):
-            return await awaitable
-    except TimeoutError as exc:
-        if timeout_s is None:  # the awaitable's own, not a deadline of ours
-            raise
-        raise timeout_error(what, timeout_s) from exc
 
 
 def timeout_error(what: str, timeout_s: float) -> ModelTimeoutError:
