@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from steward.registry import RegistryService
 from steward.serving import DeploymentService, GatewaySettings
+from steward.serving._predlog import PredictionLog
 from steward.store import Store, StoreSettings
 
 
@@ -59,3 +62,13 @@ def gateway_settings(home: Home, **overrides: object) -> GatewaySettings:
     }
     values.update(overrides)
     return GatewaySettings(**values)  # type: ignore[arg-type]
+
+
+def query_log(home: Path, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of DuckDB SQL over the prediction log of the home at ``home``, read apart."""
+    log = PredictionLog(home / "prediction-log", worker_id="reader")
+    try:
+        rows: list[dict[str, Any]] = log.query(sql, params).to_pylist()
+        return rows
+    finally:
+        log.close()

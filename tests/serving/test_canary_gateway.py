@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
-from tests.serving._deploy_support import Home, open_home, record
+from tests.serving._deploy_support import Home, open_home, query_log, record
 
 from steward.serving import (
     CanaryPlan,
     CanaryService,
     DeploymentService,
     GatewaySettings,
-    PredictionLog,
     Variant,
     create_app,
 )
@@ -170,14 +169,11 @@ def test_canary_gateway_rolls_back_a_failing_candidate_early(
     _refresh(client)
     back = _send(client, 100, 5)
     assert {(b["status"], b["variant"]) for b in back} == {(200, "champion")}
-    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
-    try:
-        rows = log.query(
-            "SELECT count(*) AS n FROM predictions WHERE variant = 'canary' AND error LIKE "
-            "'%model exploded%' AND NOT fallback AND outputs = 'null'"
-        ).to_pylist()
-    finally:
-        log.close()
+    rows = query_log(
+        home.path,
+        "SELECT count(*) AS n FROM predictions WHERE variant = 'canary' AND error LIKE "
+        "'%model exploded%' AND NOT fallback AND outputs = 'null'",
+    )
     assert rows == [{"n": len(failed)}]  # failed requests are logged too
 
 

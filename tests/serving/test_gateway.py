@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from tests.serving._deploy_support import Home, open_home, record
+from tests.serving._deploy_support import Home, open_home, query_log, record
 
 from steward.serving import GatewaySettings, Variant, create_app
-from steward.serving._predlog import PredictionLog
 
 
 @pytest.fixture
@@ -45,12 +44,8 @@ def refresh(client: TestClient) -> None:
 
 
 def logged_ids(home: Home) -> set[str]:
-    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
-    try:
-        table = log.query("SELECT request_id FROM predictions WHERE NOT shadow")
-        return set(table.column("request_id").to_pylist())
-    finally:
-        log.close()
+    rows = query_log(home.path, "SELECT request_id FROM predictions WHERE NOT shadow")
+    return {row["request_id"] for row in rows}
 
 
 def test_gateway_predicts_one_record_a_batch_and_columns(client: TestClient, home: Home) -> None:
@@ -239,13 +234,9 @@ def test_gateway_falls_back_when_the_model_fails(home: Home) -> None:
         assert body["fallback"] is True
         assert body["outputs"] == ["review"]
         request_id = body["request_id"]
-    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
-    try:
-        rows = log.query(
-            "SELECT fallback, error FROM predictions WHERE request_id = ?", [request_id]
-        ).to_pylist()
-    finally:
-        log.close()
+    rows = query_log(
+        home.path, "SELECT fallback, error FROM predictions WHERE request_id = ?", [request_id]
+    )
     assert rows[0]["fallback"] is True
     assert "model exploded" in rows[0]["error"]
 
@@ -271,14 +262,11 @@ def test_gateway_shadow_is_logged_never_returned(home: Home) -> None:
         response = client.post("/v1/deployments/fraud-api/predict", json={"inputs": record()})
         assert response.json()["variant"] == "champion"
         request_id = response.json()["request_id"]
-    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
-    try:
-        rows = log.query(
-            "SELECT variant, shadow FROM predictions WHERE request_id = ? ORDER BY shadow",
-            [request_id],
-        ).to_pylist()
-    finally:
-        log.close()
+    rows = query_log(
+        home.path,
+        "SELECT variant, shadow FROM predictions WHERE request_id = ? ORDER BY shadow",
+        [request_id],
+    )
     assert rows == [
         {"variant": "champion", "shadow": False},
         {"variant": "next", "shadow": True},
@@ -297,11 +285,7 @@ def test_gateway_feedback_is_logged(client: TestClient, home: Home) -> None:
     assert missing.status_code == 422
     unknown = client.post("/v1/feedback", json={"request_id": rid, "deployment": "x", "label": 1})
     assert unknown.status_code == 404
-    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
-    try:
-        labels = log.query("SELECT label FROM feedback WHERE request_id = ?", [rid]).to_pylist()
-    finally:
-        log.close()
+    labels = query_log(home.path, "SELECT label FROM feedback WHERE request_id = ?", [rid])
     assert len(labels) == 1
 
 

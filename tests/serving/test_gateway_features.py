@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
 from starlette.testclient import TestClient
+from tests.serving._deploy_support import query_log
 
 from steward.core import FrozenClock, InvalidInputError
 from steward.features import FeatureStore, load_definitions
@@ -28,7 +29,6 @@ from steward.serving import (
     create_app,
 )
 from steward.serving._online_features import FeatureBinding, FetchedFeatures
-from steward.serving._predlog import PredictionLog
 from steward.store import Store, StoreSettings
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -118,15 +118,11 @@ def _predict(client: TestClient, inputs: Any, name: str = "credit-api") -> Any:
 
 
 def _logged(home: Home, request_id: str) -> list[dict[str, Any]]:
-    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
-    try:
-        return log.query(
-            "SELECT variant, shadow, features FROM predictions WHERE request_id = ? "
-            "ORDER BY shadow",
-            [request_id],
-        ).to_pylist()
-    finally:
-        log.close()
+    return query_log(
+        home.path,
+        "SELECT variant, shadow, features FROM predictions WHERE request_id = ? ORDER BY shadow",
+        [request_id],
+    )
 
 
 def test_features_are_fetched_merged_into_the_input_and_logged(home: Home) -> None:

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 from tests.governance._support import token_for
-from tests.serving._deploy_support import Home, gateway_settings, open_home, record
+from tests.serving._deploy_support import Home, gateway_settings, open_home, query_log, record
 
 from steward.governance import GovernanceSettings, IdentityService
 from steward.serving import GatewaySettings, Variant, create_app
-from steward.serving._predlog import PredictionLog
 
 URL = "/v1/deployments/fraud-api/predict"
 _JSON = "application/json"
@@ -133,10 +132,6 @@ def test_gateway_shadows_over_the_cap_are_dropped_and_counted(home: Home) -> Non
             release.set()
     shadow_labels = 'deployment="fraud-api",outcome="dropped",variant="next"'
     assert f"steward_gateway_shadow_requests_total{{{shadow_labels}}} 2.0" in seen
-    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
-    try:
-        shadows = log.query("SELECT request_id FROM predictions WHERE shadow").to_pylist()
-    finally:
-        log.close()
+    shadows = query_log(home.path, "SELECT request_id FROM predictions WHERE shadow")
     # The one shadow call in flight finished (and was logged) when the gateway stopped.
     assert [s["request_id"] for s in shadows] == [answers[0].json()["request_id"]]

@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
-from tests.serving._deploy_support import Home, gateway_settings, open_home, record
+from tests.serving._deploy_support import Home, gateway_settings, open_home, query_log, record
 
 from steward.serving import Variant, create_app
-from steward.serving._predlog import PredictionLog
 
 URL = "/v1/deployments/fraud-api/predict"
 
@@ -88,13 +87,9 @@ def test_gateway_timeout_without_fallback_is_504_then_fallback_when_declared(hom
         finally:
             release.set()
     assert any('status="504",variant="champion"' in line for line in lines), lines
-    log = PredictionLog(home.path / "prediction-log", worker_id="reader")
-    try:
-        rows = log.query(
-            "SELECT fallback, error FROM predictions WHERE request_id = ?", [request_id]
-        ).to_pylist()
-    finally:
-        log.close()
+    rows = query_log(
+        home.path, "SELECT fallback, error FROM predictions WHERE request_id = ?", [request_id]
+    )
     assert rows[0]["fallback"] is True
     assert "ModelTimeoutError" in rows[0]["error"]
 
