@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from steward.registry import ColumnSpec, Signature
-from steward.serving._wire import RequestProblemError, build_block, prepare_block
+from steward.serving._wire import RequestProblemError, build_block, decode_inputs, prepare_block
 
 
 def floats(*names: str) -> Signature:
@@ -72,3 +75,119 @@ def test_mixed_signatures_use_the_checked_path() -> None:
     sig = Signature((ColumnSpec("a", "float64"), ColumnSpec("city", "string")))
     block = prepare_block(sig, [{"a": 1.0, "city": "Oslo"}])
     assert not isinstance(block, np.ndarray)
+
+
+# Decoding straight into a matrix (all-float signatures) must accept, refuse and
+# log exactly what the general path does.
+
+
+def _general(body: bytes, sig: Signature, max_rows: int = 1000) -> Any:
+    decoded = decode_inputs(body, max_rows=max_rows)  # no signature: the general path
+    return decoded, prepare_block(sig, decoded.records)
+
+
+def test_a_body_of_records_is_decoded_straight_into_the_matrix() -> None:
+    sig = floats("b", "a")
+    body = b'{"inputs": [{"a": 1, "b": 2.5}, {"b": -1e10, "a": 0.125}]}'
+    fast = decode_inputs(body, max_rows=10, signature=sig)
+    assert fast.block is not None and fast.signature is sig
+    assert fast.block.dtype == np.float64
+    assert fast.block.tolist() == [[2.5, 1.0], [-1e10, 0.125]]
+    assert fast.block_for(sig) is fast.block
+    # The records read as dicts, and the log gets the same encoding as decoded JSON.
+    assert list(fast.records) == [{"b": 2.5, "a": 1.0}, {"b": -1e10, "a": 0.125}]
+    assert fast.records[1] == {"a": 0.125, "b": -1e10} and fast.records[-1:] == [fast.records[1]]
+    general, block = _general(body, sig)
+    assert np.array_equal(block, fast.block)
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(fast.inputs)) == general.inputs
+
+
+def test_one_record_is_decoded_straight_too() -> None:
+    sig = floats("amount", "hour")
+    fast = decode_inputs(b'{"inputs": {"hour": 3, "amount": 12.5}}', max_rows=10, signature=sig)
+    assert fast.block is not None and fast.block.tolist() == [[12.5, 3.0]]
+    assert list(fast.records) == [{"amount": 12.5, "hour": 3.0}]
+    assert msgspec.json.decode(msgspec.json.encode(fast.inputs)) == {"amount": 12.5, "hour": 3.0}
+
+
+def test_column_names_need_not_be_python_names() -> None:
+    sig = floats("amount (usd)", "class", "1st-seen", "inputs")
+    body = b'{"inputs": [{"amount (usd)": 1, "class": 2, "1st-seen": 3, "inputs": 4}]}'
+    fast = decode_inputs(body, max_rows=10, signature=sig)
+    assert fast.block is not None and fast.block.tolist() == [[1.0, 2.0, 3.0, 4.0]]
+    assert fast.records[0] == {"amount (usd)": 1.0, "class": 2.0, "1st-seen": 3.0, "inputs": 4.0}
+
+
+def test_another_signature_gets_its_own_matrix_from_the_records() -> None:
+    """A canary whose model takes the columns in another order, or other columns."""
+    body = b'{"inputs": [{"a": 1, "b": 2}]}'
+    fast = decode_inputs(body, max_rows=10, signature=floats("a", "b"))
+    assert fast.block_for(floats("b", "a")).tolist() == [[2.0, 1.0]]
+    with pytest.raises(RequestProblemError) as info:
+        fast.block_for(floats("a", "c"))
+    assert ("c", 0) in [(p.field, p.row) for p in info.value.problems]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"inputs": {"a": [1, 2], "b": [3, 4]}}',  # columns
+        b'{"inputs": [{"a": 1}]}',  # missing
+        b'{"inputs": [{"a": 1, "b": 2, "z": 3}]}',  # extra
+        b'{"inputs": [{"a": true, "b": 2}]}',
+        b'{"inputs": [{"a": "1", "b": 2}]}',
+        b'{"inputs": [{"a": null, "b": 2}]}',
+        b'{"inputs": [{"a": 1e400, "b": 2}]}',
+        b'{"inputs": [{"a": ' + b"9" * 400 + b', "b": 2}]}',
+        b'{"inputs": []}',
+        b'{"inputs": [{"a": 1, "b": 2}], "extra": 1}',
+        b'{"inputs": [{"a": 1, "b": 2}, 7]}',
+        b'{"inputs": [{"a": 1, "b": 2}',
+        b"[]",
+        b"",
+    ],
+)
+def test_a_body_that_does_not_fit_gets_the_general_paths_answer(body: bytes) -> None:
+    sig = floats("a", "b")
+    try:
+        expected: Any = _general(body, sig, max_rows=3)[1].tolist()
+    except RequestProblemError as exc:
+        expected = exc.problems
+    try:
+        fast = decode_inputs(body, max_rows=3, signature=sig)
+        got: Any = fast.block_for(sig).tolist()
+    except RequestProblemError as exc:
+        got = exc.problems
+    assert got == expected
+
+
+def test_too_many_rows_are_refused_on_the_fast_path_too() -> None:
+    body = msgspec.json.encode({"inputs": [{"a": 1.0, "b": 2.0}] * 4})
+    with pytest.raises(RequestProblemError, match="4 rows; the limit is 3"):
+        decode_inputs(body, max_rows=3, signature=floats("a", "b"))
+
+
+_values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+)
+_records = st.dictionaries(st.sampled_from(["a", "b", "c"]), _values, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(_records, max_size=4), _records, st.dictionaries(st.just("a"), _values)))
+def test_the_fast_path_agrees_with_the_general_path_on_any_inputs(inputs: Any) -> None:
+    sig = floats("a", "b")
+    body = msgspec.json.encode({"inputs": inputs})
+    try:
+        expected: Any = _general(body, sig, max_rows=3)[1].tolist()
+    except RequestProblemError as exc:
+        expected = [(p.row, p.field) for p in exc.problems]
+    try:
+        got: Any = decode_inputs(body, max_rows=3, signature=sig).block_for(sig).tolist()
+    except RequestProblemError as exc:
+        got = [(p.row, p.field) for p in exc.problems]
+    assert got == expected

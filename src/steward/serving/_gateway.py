@@ -48,11 +48,11 @@ from steward.serving._predlog import FeedbackRecord, PredictionRecord
 from steward.serving._resilience import RateLimitedError, timeout_error
 from steward.serving._runtime import DeploymentRuntime, ModelFailedError, VariantRuntime
 from steward.serving._wire import (
+    PredictInputs,
     RequestProblemError,
     decode_feedback,
-    decode_predict,
+    decode_inputs,
     prepare_block,
-    records_of,
 )
 from steward.serving._worker import Caller, GatewayWorker
 from steward.store import Store
@@ -137,17 +137,18 @@ class _Handlers:
             )
             self._limit(name, caller, request)
             runtime = self._runtime(name)
-            body = decode_predict(await read_body(request, self.max_body))
-            records = records_of(body.inputs, max_rows=self.max_rows)
+            decoded = decode_inputs(
+                await read_body(request, self.max_body),
+                max_rows=self.max_rows,
+                signature=runtime.input_signature,
+            )
             async with self.worker.admission.admit():
                 # Take the revision in force now: one swapped in while this request read its
                 # body or waited for a slot has retired the old one, whose batchers refuse
                 # new rows. Only an online-feature fetch awaits before the rows are queued,
                 # and _predict takes the revision again after it.
                 runtime = self._runtime(name)
-                response = await self._predict(
-                    runtime, caller, request, body.inputs, records, started, seen
-                )
+                response = await self._predict(runtime, caller, request, decoded, started, seen)
         except Exception as exc:
             self.worker.metrics.errors.labels(self._label(name), type(exc).__name__).inc()
             response = error_response(exc)
@@ -179,19 +180,19 @@ class _Handlers:
         runtime: DeploymentRuntime,
         caller: Caller,
         request: Request,
-        inputs: Any,
-        records: list[dict[str, Any]],
+        decoded: PredictInputs,
         started: float,
         seen: _Seen,
     ) -> Response:
         request_id = new_id()
         ts = datetime.now(UTC)
+        inputs, records = decoded.inputs, decoded.records
         fetched = None
         if runtime.features is not None:
             fetched = await runtime.features.fetch(records)
             current = self._runtime(runtime.name)
             if current is not runtime:  # swapped during the fetch: start over on the new one
-                return await self._predict(current, caller, request, inputs, records, started, seen)
+                return await self._predict(current, caller, request, decoded, started, seen)
         route = runtime.router.route(
             request.headers,
             records[0],
@@ -200,10 +201,12 @@ class _Handlers:
         )
         variant = runtime.variants[route.variant.name]
         seen.variant, seen.test = variant.variant.name, route.test
-        model_records = (
-            records if fetched is None else fetched.model_records(variant.variant.name, records)
-        )
-        block = prepare_block(variant.model.signature, model_records)
+        if fetched is None:
+            model_records = records
+            block = decoded.block_for(variant.model.signature)
+        else:
+            model_records = fetched.model_records(variant.variant.name, records)
+            block = prepare_block(variant.model.signature, model_records)
         try:
             async with self.worker.residency.use(variant.slot):
                 result = await runtime.call(variant, block, model_records)
@@ -220,14 +223,7 @@ class _Handlers:
         variant.rows += len(records)
         for shadow in route.shadows:
             self._mirror(
-                runtime,
-                runtime.variants[shadow.name],
-                records,
-                inputs,
-                request_id,
-                ts,
-                caller,
-                fetched,
+                runtime, runtime.variants[shadow.name], decoded, request_id, ts, caller, fetched
             )
         revision = runtime.revision
         record = _Asked(runtime, request_id, ts, inputs, fetched, caller, started).record(
@@ -278,8 +274,7 @@ class _Handlers:
         self,
         runtime: DeploymentRuntime,
         shadow: VariantRuntime,
-        records: list[dict[str, Any]],
-        inputs: Any,
+        decoded: PredictInputs,
         request_id: str,
         ts: datetime,
         caller: Caller,
@@ -291,7 +286,7 @@ class _Handlers:
             return
         self.shadows_in_flight += 1
         task = asyncio.create_task(
-            self._shadow(runtime, shadow, records, inputs, request_id, ts, caller, fetched)
+            self._shadow(runtime, shadow, decoded, request_id, ts, caller, fetched)
         )
         runtime.shadow_tasks.add(task)
         task.add_done_callback(runtime.shadow_tasks.discard)
@@ -304,8 +299,7 @@ class _Handlers:
         self,
         runtime: DeploymentRuntime,
         shadow: VariantRuntime,
-        records: list[dict[str, Any]],
-        inputs: Any,
+        decoded: PredictInputs,
         request_id: str,
         ts: datetime,
         caller: Caller,
@@ -315,10 +309,12 @@ class _Handlers:
         outputs: Any = None
         error = None
         try:
-            if fetched is not None:
-                records = fetched.model_records(shadow.variant.name, records)
             async with self.worker.residency.use(shadow.slot):
-                block = prepare_block(shadow.model.signature, records)
+                if fetched is None:
+                    block = decoded.block_for(shadow.model.signature)
+                else:
+                    records = fetched.model_records(shadow.variant.name, decoded.records)
+                    block = prepare_block(shadow.model.signature, records)
                 timeout_s = runtime.timeout_for(shadow.variant.name)
                 try:
                     outputs = await shadow.batcher.submit(block, timeout_s=timeout_s)
@@ -333,7 +329,7 @@ class _Handlers:
             outcome = "error"
         shadow.requests += 1
         self.worker.metrics.shadow.labels(runtime.name, shadow.variant.name, outcome).inc()
-        record = _Asked(runtime, request_id, ts, inputs, fetched, caller, started).record(
+        record = _Asked(runtime, request_id, ts, decoded.inputs, fetched, caller, started).record(
             shadow, outputs=outputs, shadow=True, error=error
         )
         try:

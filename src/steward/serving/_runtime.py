@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from steward.core import InvalidInputError, StewardError
-from steward.registry import LoadedModel, RegistryService
+from steward.registry import LoadedModel, RegistryService, Signature
 from steward.serving._bandit import BanditPolicy, EpsilonGreedy, ThompsonSampling
 from steward.serving._bandit_store import BanditStateStore
 from steward.serving._batching import BatchTimeoutError, MicroBatcher
@@ -199,6 +199,21 @@ class DeploymentRuntime:
     def name(self) -> str:
         """The deployment's name."""
         return self.revision.deployment
+
+    @functools.cached_property
+    def input_signature(self) -> Signature | None:
+        """What requests are checked against as they are decoded, before routing.
+
+        The first primary variant's signature when the request's own fields are
+        the model's input (no online features); a variant with another signature
+        gets its input built from the records instead.
+        """
+        if self.features is not None:
+            return None
+        for runtime in self.variants.values():
+            if runtime.variant.role == "primary":
+                return runtime.model.signature
+        return None
 
     @property
     def timeout_s(self) -> float | None:

@@ -18,9 +18,9 @@ import itertools
 import math
 import operator
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 import numpy as np
@@ -32,10 +32,12 @@ __all__ = [
     "FeedbackBody",
     "FieldProblem",
     "PredictBody",
+    "PredictInputs",
     "RequestProblemError",
     "build_block",
     "check_records",
     "decode_feedback",
+    "decode_inputs",
     "decode_predict",
     "prepare_block",
     "records_of",
@@ -216,7 +218,7 @@ def _value_problem(spec: ColumnSpec, value: Any) -> str | None:
     return None
 
 
-def check_records(signature: Signature, records: list[dict[str, Any]]) -> None:
+def check_records(signature: Signature, records: Sequence[Mapping[str, Any]]) -> None:
     """Check every record against ``signature``.
 
     Raises:
@@ -253,7 +255,7 @@ def check_records(signature: Signature, records: list[dict[str, Any]]) -> None:
         )
 
 
-def build_block(signature: Signature | None, records: list[dict[str, Any]]) -> Any:
+def build_block(signature: Signature | None, records: Sequence[Mapping[str, Any]]) -> Any:
     """Return the model input for checked records.
 
     An all-numeric signature gets a float64 matrix in signature order (nulls as
@@ -269,7 +271,7 @@ def build_block(signature: Signature | None, records: list[dict[str, Any]]) -> A
     return {n: [r[n] for r in records] for n in names}
 
 
-def prepare_block(signature: Signature | None, records: list[dict[str, Any]]) -> Any:
+def prepare_block(signature: Signature | None, records: Sequence[Mapping[str, Any]]) -> Any:
     """Check records against ``signature`` and return the model input (see :func:`build_block`).
 
     All-float signatures take a fast path: one pass over the values, one NumPy
@@ -280,15 +282,16 @@ def prepare_block(signature: Signature | None, records: list[dict[str, Any]]) ->
         RequestProblemError: see :func:`check_records`.
     """
     if signature is None:
-        return records
+        return list(records)
+    if not isinstance(records, list):
+        records = list(records)
     layout = _float_layout(signature)
     if layout is not None:
-        row_of, width = layout
         # Exactly the signature's keys: as many keys as columns, and every column found.
         rows = None
-        if set(map(len, records)) == {width}:
+        if set(map(len, records)) == {layout.width}:
             with contextlib.suppress(KeyError):
-                rows = list(map(row_of, records))
+                rows = list(map(layout.row_of, records))
         # float and int only: NumPy would also take bools and numeric strings.
         if rows is not None and _NUMBER_TYPES.issuperset(
             map(type, itertools.chain.from_iterable(rows))
@@ -298,35 +301,155 @@ def prepare_block(signature: Signature | None, records: list[dict[str, Any]]) ->
             except OverflowError:
                 matrix = None
             if matrix is not None and np.isfinite(matrix).all():
-                return matrix.reshape(len(records), width)
+                return matrix.reshape(len(records), layout.width)
     check_records(signature, records)
     return build_block(signature, records)
 
 
+@dataclass(frozen=True, eq=False)
+class PredictInputs:
+    """A decoded predict request.
+
+    Attributes:
+        inputs: the inputs as the caller sent them, for the prediction log.
+        records: one mapping per row.
+        block: the rows already checked into a float matrix against ``signature``
+            (the all-float fast path), or None.
+        signature: what ``block`` was checked against.
+    """
+
+    inputs: Any
+    records: Sequence[Mapping[str, Any]]
+    block: np.ndarray | None = None
+    signature: Signature | None = None
+
+    def block_for(self, signature: Signature | None) -> Any:
+        """The model input for ``signature``: the checked matrix when it fits, else built now.
+
+        Raises:
+            RequestProblemError: the records do not match ``signature``.
+        """
+        if self.block is not None and (self.signature is signature or self.signature == signature):
+            return self.block
+        return prepare_block(signature, self.records)
+
+
+def decode_inputs(
+    body: bytes, *, max_rows: int, signature: Signature | None = None
+) -> PredictInputs:
+    """Decode a predict body into its records (and, when it can, its model input).
+
+    With an all-float ``signature``, a body of records is decoded straight into
+    typed rows and one matrix; a body that does not fit (columns, a missing or
+    extra field, a value of another type) takes the general path, whose errors
+    name every problem.
+
+    Raises:
+        RequestProblemError: see :func:`decode_predict`, :func:`records_of`,
+            :func:`check_records`.
+    """
+    if signature is not None:
+        layout = _float_layout(signature)
+        if layout is not None:
+            fast = layout.decode(body, max_rows)
+            if fast is not None:
+                return PredictInputs(fast[0], fast[1], fast[2], signature)
+    decoded = decode_predict(body)
+    return PredictInputs(decoded.inputs, records_of(decoded.inputs, max_rows=max_rows))
+
+
+class _FloatRecords(Sequence[dict[str, Any]]):
+    """Typed rows seen as records: each row becomes a dict only when it is asked for."""
+
+    __slots__ = ("_names", "_rows")
+
+    def __init__(self, rows: list[msgspec.Struct], names: tuple[str, ...]) -> None:
+        self._rows = rows
+        self._names = names
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self._record(row) for row in self._rows[index]]
+        return self._record(self._rows[index])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(self._record, self._rows)
+
+    def _record(self, row: msgspec.Struct) -> dict[str, Any]:
+        return dict(zip(self._names, msgspec.structs.astuple(row), strict=True))
+
+
+class _FloatLayout:
+    """How records of one all-float signature become a matrix, from dicts or straight from JSON."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.width = len(self.names)
+        if self.width == 1:  # itemgetter of one name returns the value, not a tuple
+            name = self.names[0]
+
+            def one(record: Mapping[str, Any]) -> tuple[Any, ...]:
+                return (record[name],)
+
+            self.row_of: Callable[[Mapping[str, Any]], tuple[Any, ...]] = one
+        else:
+            self.row_of = operator.itemgetter(*self.names)
+        # Field names are positional (a column may be named anything); the JSON keys
+        # are the column names. A float field takes JSON numbers only: ints become
+        # floats, and bools, strings, nulls and numbers out of range are refused.
+        fields = [f"f{i}" for i in range(self.width)]
+        row = msgspec.defstruct(
+            "FloatRow",
+            [(f, float) for f in fields],
+            rename=dict(zip(fields, self.names, strict=True)),
+            forbid_unknown_fields=True,
+            gc=False,
+        )
+        inputs: Any = list[row] | row  # type: ignore[valid-type]
+        body = msgspec.defstruct(
+            "FloatPredictBody", [("inputs", inputs)], forbid_unknown_fields=True
+        )
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(body)
+
+    def decode(self, body: bytes, max_rows: int) -> tuple[Any, _FloatRecords, np.ndarray] | None:
+        """The inputs, records and matrix of a body of records, or None where it does not fit."""
+        try:
+            inputs = self._decoder.decode(body).inputs
+        except msgspec.DecodeError:
+            return None
+        rows = inputs if isinstance(inputs, list) else [inputs]
+        if not rows or len(rows) > max_rows:
+            return None
+        matrix = np.array(list(map(msgspec.structs.astuple, rows)), dtype=np.float64)
+        matrix = matrix.reshape(len(rows), self.width)
+        if not np.isfinite(matrix).all():
+            return None
+        return inputs, _FloatRecords(rows, self.names), matrix
+
+
 # id(signature) -> (signature, its float layout); the entry keeps the signature alive,
 # so its id cannot be reused while it is cached. Bounded: models are few per worker.
-_FloatLayout = tuple[Callable[[dict[str, Any]], tuple[Any, ...]], int]
 _FLOAT_LAYOUTS: dict[int, tuple[Signature, _FloatLayout | None]] = {}
 _NUMBER_TYPES = frozenset({float, int})
 
 
 def _float_layout(signature: Signature) -> _FloatLayout | None:
-    """For an all-float, non-null signature: a record's values in column order, and how many."""
+    """The layout of an all-float, non-null signature; None for any other."""
     entry = _FLOAT_LAYOUTS.get(id(signature))
     if entry is not None and entry[0] is signature:
         return entry[1]
     layout: _FloatLayout | None = None
     if signature.inputs and all(c.kind == "float" and not c.nullable for c in signature.inputs):
-        names = signature.names
-        row_of: Callable[[dict[str, Any]], tuple[Any, ...]] = operator.itemgetter(*names)
-        if len(names) == 1:  # itemgetter of one name returns the value, not a tuple
-            name = names[0]
-
-            def one(record: dict[str, Any]) -> tuple[Any, ...]:
-                return (record[name],)
-
-            row_of = one
-        layout = (row_of, len(names))
+        layout = _FloatLayout(signature.names)
     if len(_FLOAT_LAYOUTS) >= 256:
         _FLOAT_LAYOUTS.clear()
     _FLOAT_LAYOUTS[id(signature)] = (signature, layout)
