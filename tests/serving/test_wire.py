@@ -110,6 +110,18 @@ def test_one_record_is_decoded_straight_too() -> None:
     assert msgspec.json.decode(msgspec.json.encode(fast.inputs)) == {"amount": 12.5, "hour": 3.0}
 
 
+def test_a_body_of_columns_is_decoded_straight_too() -> None:
+    sig = floats("b", "a")
+    body = b'{"inputs": {"a": [1, 0.125], "b": [2.5, -1e10]}}'
+    fast = decode_inputs(body, max_rows=10, signature=sig)
+    assert fast.block is not None and fast.block.flags.c_contiguous
+    assert fast.block.tolist() == [[2.5, 1.0], [-1e10, 0.125]]
+    assert list(fast.records) == [{"b": 2.5, "a": 1.0}, {"b": -1e10, "a": 0.125}]
+    general, block = _general(body, sig)
+    assert np.array_equal(block, fast.block)
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(fast.inputs)) == general.inputs
+
+
 def test_column_names_need_not_be_python_names() -> None:
     sig = floats("amount (usd)", "class", "1st-seen", "inputs")
     body = b'{"inputs": [{"amount (usd)": 1, "class": 2, "1st-seen": 3, "inputs": 4}]}'
@@ -131,7 +143,12 @@ def test_another_signature_gets_its_own_matrix_from_the_records() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"inputs": {"a": [1, 2], "b": [3, 4]}}',  # columns
+        b'{"inputs": {"a": [1, 2], "b": [3]}}',  # columns of different lengths
+        b'{"inputs": {"a": [], "b": []}}',
+        b'{"inputs": {"a": [1, 2, 3, 4], "b": [1, 2, 3, 4]}}',  # too many rows
+        b'{"inputs": {"a": [1, true], "b": [3, 4]}}',
+        b'{"inputs": {"a": [1, 2], "b": 3}}',
+        b'{"inputs": {"a": [1, 2], "b": [3, 4], "c": [5, 6]}}',
         b'{"inputs": [{"a": 1}]}',  # missing
         b'{"inputs": [{"a": 1, "b": 2, "z": 3}]}',  # extra
         b'{"inputs": [{"a": true, "b": 2}]}',
@@ -177,8 +194,13 @@ _values = st.one_of(
 _records = st.dictionaries(st.sampled_from(["a", "b", "c"]), _values, max_size=4)
 
 
+_columns = st.dictionaries(
+    st.sampled_from(["a", "b", "c"]), st.one_of(st.lists(_values, max_size=4), _values), max_size=4
+)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.lists(_records, max_size=4), _records, st.dictionaries(st.just("a"), _values)))
+@given(st.one_of(st.lists(_records, max_size=4), _records, _columns))
 def test_the_fast_path_agrees_with_the_general_path_on_any_inputs(inputs: Any) -> None:
     sig = floats("a", "b")
     body = msgspec.json.encode({"inputs": inputs})

@@ -359,11 +359,11 @@ def decode_inputs(
 
 
 class _FloatRecords(Sequence[dict[str, Any]]):
-    """Typed rows seen as records: each row becomes a dict only when it is asked for."""
+    """Rows of floats seen as records: each becomes a dict only when it is asked for."""
 
     __slots__ = ("_names", "_rows")
 
-    def __init__(self, rows: list[msgspec.Struct], names: tuple[str, ...]) -> None:
+    def __init__(self, rows: list[tuple[float, ...]], names: tuple[str, ...]) -> None:
         self._rows = rows
         self._names = names
 
@@ -384,8 +384,8 @@ class _FloatRecords(Sequence[dict[str, Any]]):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return map(self._record, self._rows)
 
-    def _record(self, row: msgspec.Struct) -> dict[str, Any]:
-        return dict(zip(self._names, msgspec.structs.astuple(row), strict=True))
+    def _record(self, row: tuple[float, ...]) -> dict[str, Any]:
+        return dict(zip(self._names, row, strict=True))
 
 
 class _FloatLayout:
@@ -407,33 +407,61 @@ class _FloatLayout:
         # are the column names. A float field takes JSON numbers only: ints become
         # floats, and bools, strings, nulls and numbers out of range are refused.
         fields = [f"f{i}" for i in range(self.width)]
+        rename = dict(zip(fields, self.names, strict=True))
         row = msgspec.defstruct(
             "FloatRow",
             [(f, float) for f in fields],
-            rename=dict(zip(fields, self.names, strict=True)),
+            rename=rename,
             forbid_unknown_fields=True,
             gc=False,
         )
-        inputs: Any = list[row] | row  # type: ignore[valid-type]
-        body = msgspec.defstruct(
-            "FloatPredictBody", [("inputs", inputs)], forbid_unknown_fields=True
+        columns = msgspec.defstruct(
+            "FloatColumns",
+            [(f, list[float]) for f in fields],
+            rename=rename,
+            forbid_unknown_fields=True,
         )
-        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(body)
+        one_or_many: Any = list[row] | row  # type: ignore[valid-type]
+        self._rows: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_body_type(one_or_many))
+        self._columns: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_body_type(columns))
 
     def decode(self, body: bytes, max_rows: int) -> tuple[Any, _FloatRecords, np.ndarray] | None:
-        """The inputs, records and matrix of a body of records, or None where it does not fit."""
+        """The inputs, records and matrix of a body that fits, or None."""
         try:
-            inputs = self._decoder.decode(body).inputs
+            inputs = self._rows.decode(body).inputs
         except msgspec.DecodeError:
+            inputs = None
+        if inputs is None:
+            return self._decode_columns(body, max_rows)
+        structs = inputs if isinstance(inputs, list) else [inputs]
+        if not structs or len(structs) > max_rows:
             return None
-        rows = inputs if isinstance(inputs, list) else [inputs]
-        if not rows or len(rows) > max_rows:
-            return None
-        matrix = np.array(list(map(msgspec.structs.astuple, rows)), dtype=np.float64)
-        matrix = matrix.reshape(len(rows), self.width)
+        rows = list(map(msgspec.structs.astuple, structs))
+        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
         if not np.isfinite(matrix).all():
             return None
         return inputs, _FloatRecords(rows, self.names), matrix
+
+    def _decode_columns(
+        self, body: bytes, max_rows: int
+    ) -> tuple[Any, _FloatRecords, np.ndarray] | None:
+        try:
+            inputs = self._columns.decode(body).inputs
+        except msgspec.DecodeError:
+            return None
+        columns = msgspec.structs.astuple(inputs)
+        n = len(columns[0])
+        if not n or n > max_rows or any(len(c) != n for c in columns):
+            return None
+        matrix = np.array(columns, dtype=np.float64).T.copy()
+        if not np.isfinite(matrix).all():
+            return None
+        return inputs, _FloatRecords(list(zip(*columns, strict=True)), self.names), matrix
+
+
+def _body_type(inputs: Any) -> Any:
+    """A predict body whose ``inputs`` decode as ``inputs``."""
+    return msgspec.defstruct("FloatPredictBody", [("inputs", inputs)], forbid_unknown_fields=True)
 
 
 # id(signature) -> (signature, its float layout); the entry keeps the signature alive,
