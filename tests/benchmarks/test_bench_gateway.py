@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._loadgen import LoadgenUnavailable, build_loadgen, run_loadgen  # noqa: E402
 from benchmarks._wrk import Point, parse_wrk, run_wrk  # noqa: E402
 
 from benchmarks import bench_gateway  # noqa: E402
@@ -86,6 +87,36 @@ def test_wrk_counts_answers_by_status_and_bounds_the_accepted_p99(
     assert point.rps > point.accepted_rps > 0
 
 
+@pytest.fixture(scope="module")
+def loadgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        return build_loadgen(tmp_path_factory.mktemp("loadgen"))
+    except LoadgenUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def test_loadgen_counts_answers_by_status_and_times_the_accepted_ones_alone(
+    mixed_server: str, loadgen: Path, tmp_path: Path
+) -> None:
+    point = run_loadgen(loadgen, mixed_server, '{"inputs": [1.0]}', 4, 2, tmp_path)
+    assert point.ok > 0 and point.r429 > 0 and point.r503 > 0 and point.other > 0
+    for count in (point.ok, point.r429, point.r503, point.other / 2):
+        assert abs(count - point.answered / 5) <= 4, point
+    assert point.socket_errors == 0
+    # Only the accepted answers took 200 ms; most answers were refusals sent at once,
+    # so the p99 of all answers is no bound on theirs, and loadgen's is exact.
+    assert point.p99_accepted_ms == point.p99_accepted_low_ms
+    assert ACCEPTED_DELAY_S * 1000 <= point.p99_accepted_ms < ACCEPTED_DELAY_S * 1000 + 150
+    assert point.p50_ms < ACCEPTED_DELAY_S * 1000
+
+
+def test_loadgen_takes_an_ipv4_url_only(loadgen: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="IPV4:PORT"):
+        run_loadgen(loadgen, "http://localhost:8000/", "{}", 1, 1, tmp_path)
+    with pytest.raises(ValueError, match="IPV4:PORT"):
+        run_loadgen(loadgen, "https://127.0.0.1:8000/", "{}", 1, 1, tmp_path)
+
+
 def test_parse_wrk_reads_the_report_line_and_refuses_other_output() -> None:
     line = (
         'STEWARD_WRK {"duration_us": 2000000, "ok": 90, "r429": 0, "r503": 10, "other": 0, '
@@ -130,3 +161,13 @@ def test_gateway_goals_pair_c256_with_c64_of_the_same_workers() -> None:
     assert (goals["goals_met"], goals["goals_checked"]) == (5, 6)
     alone = bench_gateway._goals(ours, None, inprocess_ms=0.5)
     assert (alone["goals_met"], alone["goals_checked"]) == (2, 3)
+    # With loadgen's c64 point beside the overload point, the ratio uses it (same client).
+    ours["c64ref_w2"] = _point(5000, 40.0)
+    assert bench_gateway._goals(ours, theirs, inprocess_ms=0.5)["goal_c256_p99_x_c64_p99"] == (
+        1.5,
+        "x",
+    )  # 60 / 40
+    measured = bench_gateway._point_measurements(ours)
+    assert measured["c64ref_p99_ms_2w"] == (40.0, "ms")
+    assert measured["c256_p99_x_c64_p99_2w"] == (1.5, "x")
+    assert measured["c256_p99_x_c64_p99_1w"] == (1.25, "x")  # no reference: wrk's c64
