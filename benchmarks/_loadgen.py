@@ -2,8 +2,9 @@
 
 wrk keeps one latency distribution for every answer, so under shedding the p99 of
 the accepted requests can only be bounded from it (see ``_wrk.py``). ``loadgen.c``
-is a small closed-loop HTTP/1.1 client in C, like wrk (epoll, keep-alive, the
-next request at once), that keeps each answer's latency with its status class.
+is a small closed-loop HTTP/1.1 client in C, like wrk (epoll loops on two
+threads, keep-alive, the next request at once), that keeps each answer's latency
+with its status class.
 It is compiled with the system's C compiler on first use.
 """
 
@@ -39,7 +40,9 @@ def build_loadgen(tmp: Path) -> Path:
         raise LoadgenUnavailable("no C compiler on PATH (cc, gcc or clang)")
     binary = tmp / "loadgen"
     done = subprocess.run(
-        [compiler, "-O2", "-o", str(binary), str(_SOURCE)], capture_output=True, text=True
+        [compiler, "-O2", "-pthread", "-o", str(binary), str(_SOURCE)],
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         raise LoadgenUnavailable(f"{compiler} could not build loadgen.c:\n{done.stderr}")
@@ -62,7 +65,7 @@ def run_loadgen(
     body_file.write_text(body)
     out = subprocess.run(
         [str(binary), str(parts.hostname), str(port), parts.path or "/", str(body_file),
-         str(connections), str(seconds), "10"],
+         str(connections), str(seconds), "10", str(min(2, connections))],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     raw = json.loads(out.strip().splitlines()[-1])

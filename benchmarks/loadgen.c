@@ -6,16 +6,17 @@
  * of each answer with its status class and reports the exact percentiles of the
  * accepted (2xx) answers.
  *
- *   loadgen HOST PORT PATH BODY_FILE CONNECTIONS SECONDS [TIMEOUT_S]
+ *   loadgen HOST PORT PATH BODY_FILE CONNECTIONS SECONDS [TIMEOUT_S] [THREADS]
  *
- * Each connection sends the same POST (Content-Type: application/json), waits for
+ * THREADS (default 2, as the benchmarks run wrk) event loops share the
+ * connections. Each connection sends the same POST (Content-Type: application/json), waits for
  * the whole answer, and sends the next at once (keep-alive), like wrk. Classes:
  * ok (2xx), r429 / r503 (429 or 503 with Retry-After: shedding), other (any other
  * answer). A connection that fails, is closed, or waits longer than TIMEOUT_S
  * (default 10) is counted in "socket_errors" and opened again. The last line of
  * output is one JSON object.
  *
- * Build: cc -O2 -o loadgen loadgen.c   (Linux: epoll)
+ * Build: cc -O2 -pthread -o loadgen loadgen.c   (Linux: epoll)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -24,6 +25,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +44,10 @@ typedef struct {
     size_t len, cap;
 } series;
 
+struct worker;
+
 typedef struct {
+    struct worker *w;
     int fd;
     size_t sent;       /* bytes of the request written */
     char *buf;         /* the answer read so far */
@@ -50,12 +55,19 @@ typedef struct {
     double started;    /* when the request's first byte was written */
 } conn;
 
+/* One event loop: its connections, and what it measured. */
+typedef struct worker {
+    int epfd;
+    conn *conns;
+    int n;
+    series latencies[CLASSES];
+    long socket_errors;
+} worker;
+
 static char *request;
 static size_t request_len;
 static struct sockaddr_in address;
-static int epfd;
-static series latencies[CLASSES];
-static long socket_errors;
+static double seconds, timeout;
 
 static double now(void) {
     struct timespec ts;
@@ -88,20 +100,20 @@ static void open_conn(conn *c) {
     c->used = 0;
     c->started = 0;
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl");
+    if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl");
 }
 
 /* Close and open again; `error` counts it as a socket error. */
 static void reopen(conn *c, int error) {
-    socket_errors += error;
-    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->w->socket_errors += error;
+    epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     open_conn(c);
 }
 
 static void want(conn *c, uint32_t events) {
     struct epoll_event ev = {.events = events, .data.ptr = c};
-    epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
 static void send_more(conn *c) {
@@ -150,7 +162,7 @@ static int take_answer(conn *c) {
               : status == 429 && retry      ? R429
               : status == 503 && retry      ? R503
                                             : OTHER;
-    push(&latencies[cls], now() - c->started);
+    push(&c->w->latencies[cls], now() - c->started);
     size_t rest = c->used - head_len - body;
     memmove(c->buf, c->buf + head_len + body, rest);
     c->used = rest;
@@ -199,19 +211,58 @@ static double quantile_ms(series *s, double q) {
     return s->values[rank - 1] * 1000.0;
 }
 
+static void *run(void *arg) {
+    worker *w = arg;
+    w->epfd = epoll_create1(0);
+    if (w->epfd < 0) die("epoll_create1");
+    for (int i = 0; i < w->n; i++) {
+        w->conns[i].w = w;
+        open_conn(&w->conns[i]);
+    }
+    struct epoll_event events[1024];
+    double start = now(), end = start + seconds, last_check = start;
+    while (now() < end) {
+        int n = epoll_wait(w->epfd, events, 1024, 10);
+        if (n < 0 && errno != EINTR) die("epoll_wait");
+        for (int i = 0; i < n; i++) {
+            conn *c = events[i].data.ptr;
+            if (events[i].events & (EPOLLERR | EPOLLHUP)) {
+                reopen(c, 1);
+            } else if (c->sent < request_len && (events[i].events & EPOLLOUT)) {
+                send_more(c);
+            } else if (events[i].events & EPOLLIN) {
+                read_more(c);
+            }
+        }
+        double t = now();
+        if (t - last_check > 0.1) {
+            last_check = t;
+            for (int i = 0; i < w->n; i++)
+                if (w->conns[i].sent > 0 && t - w->conns[i].started > timeout)
+                    reopen(&w->conns[i], 1);
+        }
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     if (argc < 7) {
-        fprintf(stderr, "usage: %s HOST PORT PATH BODY_FILE CONNECTIONS SECONDS [TIMEOUT_S]\n",
+        fprintf(stderr,
+                "usage: %s HOST PORT PATH BODY_FILE CONNECTIONS SECONDS [TIMEOUT_S] [THREADS]\n",
                 argv[0]);
         return 2;
     }
     const char *host = argv[1], *path = argv[3];
     int port = atoi(argv[2]), connections = atoi(argv[5]);
-    double seconds = atof(argv[6]), timeout = argc > 7 ? atof(argv[7]) : 10.0;
-    if (port <= 0 || connections <= 0 || seconds <= 0 || timeout <= 0) {
-        fprintf(stderr, "loadgen: PORT, CONNECTIONS, SECONDS and TIMEOUT_S must be positive\n");
+    int threads = argc > 8 ? atoi(argv[8]) : 2;
+    seconds = atof(argv[6]);
+    timeout = argc > 7 ? atof(argv[7]) : 10.0;
+    if (port <= 0 || connections <= 0 || seconds <= 0 || timeout <= 0 || threads <= 0) {
+        fprintf(stderr,
+                "loadgen: PORT, CONNECTIONS, SECONDS, TIMEOUT_S and THREADS must be positive\n");
         return 2;
     }
+    if (threads > connections) threads = connections;
     FILE *f = fopen(argv[4], "rb");
     if (!f) die(argv[4]);
     fseek(f, 0, SEEK_END);
@@ -235,40 +286,33 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loadgen: HOST must be an IPv4 address, got %s\n", host);
         return 2;
     }
-    epfd = epoll_create1(0);
-    if (epfd < 0) die("epoll_create1");
     conn *conns = calloc((size_t)connections, sizeof(conn));
-    if (!conns) die("calloc");
-    for (int i = 0; i < connections; i++) open_conn(&conns[i]);
-
-    struct epoll_event events[1024];
-    double start = now(), end = start + seconds, last_check = start;
-    while (now() < end) {
-        int n = epoll_wait(epfd, events, 1024, 10);
-        if (n < 0 && errno != EINTR) die("epoll_wait");
-        for (int i = 0; i < n; i++) {
-            conn *c = events[i].data.ptr;
-            if (events[i].events & (EPOLLERR | EPOLLHUP)) {
-                reopen(c, 1);
-            } else if (c->sent < request_len && (events[i].events & EPOLLOUT)) {
-                send_more(c);
-            } else if (events[i].events & EPOLLIN) {
-                read_more(c);
-            }
-        }
-        double t = now();
-        if (t - last_check > 0.1) {
-            last_check = t;
-            for (int i = 0; i < connections; i++)
-                if (conns[i].sent > 0 && t - conns[i].started > timeout) reopen(&conns[i], 1);
-        }
+    worker *workers = calloc((size_t)threads, sizeof(worker));
+    pthread_t *ids = calloc((size_t)threads, sizeof(pthread_t));
+    if (!conns || !workers || !ids) die("calloc");
+    double start = now();
+    for (int t = 0, first = 0; t < threads; t++) {
+        int n = connections / threads + (t < connections % threads);
+        workers[t].conns = conns + first;
+        workers[t].n = n;
+        first += n;
+        if (pthread_create(&ids[t], NULL, run, &workers[t]) != 0) die("pthread_create");
     }
+    for (int t = 0; t < threads; t++) pthread_join(ids[t], NULL);
     double elapsed = now() - start;
-    long answered = 0;
-    series all = {0};
+
+    long answered = 0, socket_errors = 0;
+    series latencies[CLASSES] = {{0}}, all = {0};
+    for (int t = 0; t < threads; t++) {
+        socket_errors += workers[t].socket_errors;
+        for (int k = 0; k < CLASSES; k++)
+            for (size_t i = 0; i < workers[t].latencies[k].len; i++) {
+                push(&latencies[k], workers[t].latencies[k].values[i]);
+                push(&all, workers[t].latencies[k].values[i]);
+            }
+    }
     for (int k = 0; k < CLASSES; k++) {
         answered += (long)latencies[k].len;
-        for (size_t i = 0; i < latencies[k].len; i++) push(&all, latencies[k].values[i]);
         qsort(latencies[k].values, latencies[k].len, sizeof(double), by_value);
     }
     qsort(all.values, all.len, sizeof(double), by_value);
