@@ -339,10 +339,11 @@ def decode_inputs(
 ) -> PredictInputs:
     """Decode a predict body into its records (and, when it can, its model input).
 
-    With an all-float ``signature``, a body of records is decoded straight into
-    typed rows and one matrix; a body that does not fit (columns, a missing or
-    extra field, a value of another type) takes the general path, whose errors
-    name every problem.
+    With an all-float ``signature``, a body of records or of columns is decoded
+    straight into typed values and one matrix; a body that does not fit (a
+    missing or extra field, a value of another type, columns of different
+    lengths, too many rows) takes the general path, whose errors name every
+    problem.
 
     Raises:
         RequestProblemError: see :func:`decode_predict`, :func:`records_of`,
