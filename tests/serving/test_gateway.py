@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 from starlette.testclient import TestClient
-from tests.serving._deploy_support import Home, open_home, query_log, record
+from tests.serving._deploy_support import Home, fitted, open_home, query_log, record
 
 from steward.serving import GatewaySettings, Variant, create_app
 
@@ -271,6 +275,43 @@ def test_gateway_shadow_is_logged_never_returned(home: Home) -> None:
         {"variant": "champion", "shadow": False},
         {"variant": "next", "shadow": True},
     ]
+
+
+def test_a_variant_whose_model_takes_the_columns_in_another_order_gets_them_so(
+    home: Home,
+) -> None:
+    """Requests are checked against the primary's signature as they are decoded; a
+    shadow (or canary) that takes the same columns in another order gets its own matrix."""
+    model, x = fitted(3)
+    frame = pd.DataFrame(x[:, [2, 0, 1]], columns=["x2", "x0", "x1"])
+    model = LogisticRegression().fit(frame, model.predict(x))
+    home.registry.register(model, name="fraud", sample_input=frame[:20])  # fraud:3
+    home.deployments.update(
+        "fraud-api",
+        [Variant("champion", "fraud:1"), Variant("reordered", "fraud:3", role="shadow")],
+    )
+    rows = [record(0.5, 1.0, -0.2), record(-1.5, 0.25, 2.0)]
+    columns = {name: [r[name] for r in rows] for name in ("x0", "x1", "x2")}
+    with TestClient(create_app(settings(home), store=home.store)) as client:
+        ids = []
+        for inputs in (rows, columns):
+            response = client.post("/v1/deployments/fraud-api/predict", json={"inputs": inputs})
+            assert response.status_code == 200, response.text
+            assert response.json()["variant"] == "champion"
+            ids.append(response.json()["request_id"])
+    expected = model.predict_proba(
+        pd.DataFrame([[r["x2"], r["x0"], r["x1"]] for r in rows], columns=["x2", "x0", "x1"])
+    )
+    for request_id in ids:
+        logged = query_log(
+            home.path,
+            "SELECT outputs, error FROM predictions WHERE request_id = ? AND shadow",
+            [request_id],
+        )
+        assert len(logged) == 1 and logged[0]["error"] is None
+        outputs = json.loads(logged[0]["outputs"])
+        got = [[o["probabilities"]["0"], o["probabilities"]["1"]] for o in outputs]
+        assert np.allclose(got, expected, rtol=0, atol=1e-9)
 
 
 def test_gateway_feedback_is_logged(client: TestClient, home: Home) -> None:
