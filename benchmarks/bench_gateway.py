@@ -220,11 +220,12 @@ def _steward_points(ctx: Context, one: str, hundred: str, seconds: int) -> dict[
         "STEWARD_GATEWAY_MAX_QUEUE_WAIT_S": str(MAX_QUEUE_WAIT_S),
     }
     steward = [sys.executable, "-c", "from steward.cli import main; main()", "gateway"]
+    overload: Path | bool  # loadgen's binary, or True: the overload point from wrk
     try:
-        loadgen: Path | None = build_loadgen(ctx.tmp)
+        overload = build_loadgen(ctx.tmp)
     except LoadgenUnavailable as exc:
         print(f"bench_gateway: overload point from wrk's bounds: {exc}", file=sys.stderr)
-        loadgen = None
+        overload = True
     points: dict[str, Point] = {}
     for workers in (1, 2):
         port = _free_port()
@@ -232,7 +233,7 @@ def _steward_points(ctx: Context, one: str, hundred: str, seconds: int) -> dict[
         url = f"{base}/v1/deployments/credit-api/predict"
         command = [*steward, "--port", str(port), "--workers", str(workers), "--insecure-local"]
         with _server(command, f"{base}/readyz", env, ctx.tmp / f"gateway-{workers}.log"):
-            _measure(url, one, hundred, workers, seconds, ctx.tmp, points, overload=loadgen)
+            _measure(url, one, hundred, workers, seconds, ctx.tmp, points, overload=overload)
     return points
 
 
