@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from benchmarks._wrk import Point
+from benchmarks._wrk import Point, reported_ms
 
 __all__ = ["LoadgenUnavailable", "build_loadgen", "run_loadgen"]
 
@@ -70,10 +69,6 @@ def run_loadgen(
     ).stdout  # fmt: skip
     raw = json.loads(out.strip().splitlines()[-1])
 
-    def ms(key: str) -> float:
-        value = float(raw[key])
-        return math.nan if value < 0 else value
-
     return Point(
         seconds=raw["seconds"],
         ok=raw["ok"],
@@ -81,8 +76,9 @@ def run_loadgen(
         r503=raw["r503"],
         other=raw["other"],
         socket_errors=raw["socket_errors"],
-        p50_ms=ms("p50_ms"),
-        p99_ms=ms("p99_ms"),
-        p99_accepted_ms=ms("p99_accepted_ms"),
-        p99_accepted_low_ms=ms("p99_accepted_ms"),  # exact: both bounds are the value
+        p50_ms=reported_ms(raw["p50_ms"]),
+        p99_ms=reported_ms(raw["p99_ms"]),
+        p99_accepted_ms=reported_ms(raw["p99_accepted_ms"]),
+        # exact: both bounds are the value
+        p99_accepted_low_ms=reported_ms(raw["p99_accepted_ms"]),
     )

@@ -24,7 +24,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Point", "parse_wrk", "run_wrk", "wrk_script"]
+__all__ = ["Point", "parse_wrk", "reported_ms", "run_wrk", "wrk_script"]
 
 _MARK = "STEWARD_WRK "
 
@@ -127,6 +127,11 @@ class Point:
         return self.other + self.socket_errors
 
 
+def reported_ms(value: float) -> float:
+    """A latency a load generator reported, in ms; NaN where it had none (it writes -1)."""
+    return math.nan if value < 0 else float(value)
+
+
 def wrk_script(body: str) -> str:
     """Return the Lua script that POSTs ``body`` (JSON text) and reports by status."""
     return _LUA.replace("__BODY__", json.dumps(body)).replace("__MARK__", _MARK)
@@ -143,10 +148,6 @@ def parse_wrk(stdout: str) -> Point:
         raise ValueError(f"wrk wrote no {_MARK.strip()} line; its output:\n{stdout}")
     raw = json.loads(lines[-1][len(_MARK) :])
 
-    def ms(key: str) -> float:
-        value = float(raw[key])
-        return math.nan if value < 0 else value
-
     return Point(
         seconds=raw["duration_us"] / 1e6,
         ok=raw["ok"],
@@ -154,10 +155,10 @@ def parse_wrk(stdout: str) -> Point:
         r503=raw["r503"],
         other=raw["other"],
         socket_errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
-        p50_ms=ms("p50_ms"),
-        p99_ms=ms("p99_ms"),
-        p99_accepted_ms=ms("p99_accepted_ms"),
-        p99_accepted_low_ms=ms("p99_accepted_low_ms"),
+        p50_ms=reported_ms(raw["p50_ms"]),
+        p99_ms=reported_ms(raw["p99_ms"]),
+        p99_accepted_ms=reported_ms(raw["p99_accepted_ms"]),
+        p99_accepted_low_ms=reported_ms(raw["p99_accepted_low_ms"]),
     )
 
 
