@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +137,58 @@ def test_gateway_shadows_over_the_cap_are_dropped_and_counted(home: Home) -> Non
     shadows = query_log(home.path, "SELECT request_id FROM predictions WHERE shadow")
     # The one shadow call in flight finished (and was logged) when the gateway stopped.
     assert [s["request_id"] for s in shadows] == [answers[0].json()["request_id"]]
+
+
+def test_gateway_holds_a_caller_that_retries_before_its_retry_after(home: Home) -> None:
+    # One slot and no queue: while a request holds the slot, the next is refused
+    # (503, Retry-After: 1). Coming straight back on the same connection as the
+    # same caller gets that request held (here at most 0.3 s) and refused with 429.
+    home.deployments.update("fraud-api", settings={"timeout_ms": 30_000})
+    identities = IdentityService(home.store, settings=ROOT)
+    for name in ("app-a", "app-b"):
+        identities.create_service_account(name, roles=["ml-engineer"])
+    alice = bearer(token_for(home.store, "app-a", scopes=["predict:fraud-api"]))
+    bob = bearer(token_for(home.store, "app-b", scopes=["predict:fraud-api"]))
+    options = GatewaySettings(  # type: ignore[call-arg]
+        home=home.path,
+        gateway_max_in_flight=1,
+        gateway_max_queued=0,
+        gateway_early_retry_hold_s=0.3,
+    )
+    entered, release = threading.Event(), threading.Event()
+    with TestClient(create_app(options, store=home.store, governance=ROOT)) as client:
+        variant = client.app.state.worker.runtimes["fraud-api"].variants["champion"]  # type: ignore[attr-defined]
+        real = variant.batcher.fn
+
+        def held(blocks: list[Any]) -> Any:
+            entered.set()
+            release.wait(10)
+            return real(blocks)
+
+        variant.batcher.fn = held
+        with ThreadPoolExecutor(1) as pool:
+            try:
+                first = pool.submit(client.post, URL, json={"inputs": record()}, headers=alice)
+                assert entered.wait(10)
+                refused = client.post(URL, json={"inputs": record()}, headers=alice)
+                started = time.monotonic()
+                early = client.post(URL, json={"inputs": record()}, headers=alice)
+                held_s = time.monotonic() - started
+                other = client.post(URL, json={"inputs": record()}, headers=bob)
+            finally:
+                release.set()
+            assert first.result(timeout=10).status_code == 200
+        assert (refused.status_code, refused.headers["Retry-After"]) == (503, "1"), refused.text
+        assert "at capacity" in refused.json()["message"]
+        assert (early.status_code, early.headers["Retry-After"]) == (429, "0"), early.text
+        assert "asked to wait 0.3 s before retrying" in early.json()["message"]
+        assert held_s >= 0.25
+        assert other.status_code == 503, other.text  # another caller is not held for alice
+        variant.batcher.fn = real
+        # The early retry was answered: alice's next request goes through.
+        assert client.post(URL, json={"inputs": record()}, headers=alice).status_code == 200
+        seen = metrics(client)
+    errors = 'steward_gateway_errors_total{deployment="fraud-api",kind="%s"} %s'
+    assert errors % ("OverloadedError", "2.0") in seen
+    assert errors % ("EarlyRetryError", "1.0") in seen
+    assert requests_line(429, "-", 1.0) in seen

@@ -9,8 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from steward.core import InvalidInputError
-from steward.serving._limits import AdmissionController, RateLimiter, TokenBucket
-from steward.serving._resilience import OverloadedError, RateLimitedError
+from steward.serving._limits import (
+    AdmissionController,
+    EarlyRetryGuard,
+    RateLimiter,
+    TokenBucket,
+)
+from steward.serving._resilience import EarlyRetryError, OverloadedError, RateLimitedError
 
 
 class Ticks:
@@ -228,23 +233,22 @@ def test_admission_refuses_without_queueing_a_request_that_would_wait_too_long()
     async def main() -> None:
         ticks = Ticks()
         gate = AdmissionController(
-            max_in_flight=1, max_queued=10, max_queue_wait_s=0.05, clock=ticks
+            max_in_flight=1, max_queued=10, max_queue_wait_s=5.0, clock=ticks
         )
         async with gate.admit():
-            ticks.now += 0.04  # a request holds the slot 40 ms
+            ticks.now += 4.0  # a request holds the slot 4 s
         release, log = asyncio.Event(), []
         first = asyncio.create_task(_hold(gate, release, log, "a"))
         await _settle()
-        second = asyncio.create_task(_hold(gate, release, log, "b"))  # 40 ms ahead: queued
+        second = asyncio.create_task(_hold(gate, release, log, "b"))  # 4 s ahead: queued
         await _settle()
         assert gate.snapshot().queued == 1
-        loop = asyncio.get_running_loop()
-        loop.call_later(0.01, release.set)  # the slot frees while the third is held
-        started = loop.time()
-        with pytest.raises(OverloadedError, match=r"about 0\.08 s \(1 waiting\)"):
-            async with gate.admit():  # 80 ms ahead, over the 50 ms limit
+        with pytest.raises(OverloadedError, match=r"about 8\.00 s \(1 waiting\)"):
+            async with gate.admit():  # 8 s ahead, over the 5 s limit
                 pass
-        assert loop.time() - started >= 0.045  # held as long as it could have waited
+        assert log == ["in:a"]  # refused at once, while the slot was still held
+        assert gate.snapshot().queued == 1  # and not queued
+        release.set()
         await asyncio.gather(first, second)
         assert log == ["in:a", "out:a", "in:b", "out:b"]  # the queued one got in
         snap = gate.snapshot()
@@ -297,3 +301,88 @@ def test_admission_exception_inside_releases_the_slot() -> None:
 def test_admission_rejects_bad_settings(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         AdmissionController(**kwargs)  # type: ignore[arg-type]
+
+
+# -- early-retry guard ----------------------------------------------------------
+
+
+def test_early_retry_is_held_until_its_retry_after_then_refused_once() -> None:
+    async def main() -> None:
+        ticks = Ticks()
+        guard = EarlyRetryGuard(max_hold_s=1.0, clock=ticks)
+        guard.refused(("10.0.0.7", 50412, "alice"), retry_after_s=0.03)
+        assert guard.hold_s(("10.0.0.7", 50412, "alice")) == pytest.approx(0.03)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(EarlyRetryError, match=r"asked to wait 0\.03 s") as caught:
+            await guard.check(("10.0.0.7", 50412, "alice"))
+        assert loop.time() - started >= 0.025  # held until it may come back
+        assert caught.value.retry_after_header == "0"
+        assert guard.held == 1
+        await guard.check(("10.0.0.7", 50412, "alice"))  # the next one goes through
+        assert guard.hold_s(("10.0.0.7", 50412, "alice")) == 0.0
+
+    asyncio.run(main())
+
+
+def test_early_retry_guard_lets_a_client_that_waited_through() -> None:
+    async def main() -> None:
+        ticks = Ticks()
+        guard = EarlyRetryGuard(max_hold_s=1.0, clock=ticks)
+        guard.refused("conn", retry_after_s=0.2)
+        ticks.now += 0.2  # it waited as asked
+        await guard.check("conn")
+        assert guard.held == 0
+
+    asyncio.run(main())
+
+
+def test_early_retry_guard_holds_only_the_refused_connection() -> None:
+    async def main() -> None:
+        guard = EarlyRetryGuard(max_hold_s=1.0, clock=Ticks())
+        guard.refused(("10.0.0.7", 50412, "alice"), retry_after_s=5.0)
+        await guard.check(("10.0.0.7", 50412, "bob"))  # another caller on a pooled connection
+        await guard.check(("10.0.0.7", 50413, "alice"))  # another connection
+        await guard.check(None)  # no client address: nothing to key on
+        guard.refused(None, retry_after_s=5.0)
+        assert guard.held == 0
+        assert guard.hold_s(("10.0.0.7", 50412, "alice")) == 1.0  # capped at max_hold_s
+
+    asyncio.run(main())
+
+
+def test_early_retry_guard_forgets_the_oldest_connections_past_its_bound() -> None:
+    guard = EarlyRetryGuard(max_hold_s=1.0, max_connections=2, clock=Ticks())
+    for connection in ("a", "b", "c"):
+        guard.refused(connection, retry_after_s=0.5)
+    assert [guard.hold_s(c) for c in ("a", "b", "c")] == [0.0, 0.5, 0.5]
+    guard.refused("b", retry_after_s=0.5)  # refused again: now the newest
+    guard.refused("d", retry_after_s=0.5)
+    assert [guard.hold_s(c) for c in ("b", "c", "d")] == [0.5, 0.0, 0.5]
+
+
+def test_early_retry_guard_with_no_hold_never_holds() -> None:
+    async def main() -> None:
+        guard = EarlyRetryGuard(max_hold_s=0, clock=Ticks())
+        guard.refused("conn", retry_after_s=1.0)
+        assert guard.hold_s("conn") == 0.0
+        await guard.check("conn")
+        assert guard.held == 0
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_hold_s": -1}, "max_hold_s must be a number >= 0"),
+        ({"max_hold_s": float("nan")}, "max_hold_s must be a number >= 0"),
+        ({"max_hold_s": True}, "max_hold_s must be a number >= 0"),
+        ({"max_hold_s": "1"}, "max_hold_s must be a number >= 0"),
+        ({"max_hold_s": 1, "max_connections": 0}, "max_connections must be an integer >= 1"),
+        ({"max_hold_s": 1, "max_connections": 2.5}, "max_connections must be an integer >= 1"),
+    ],
+)
+def test_early_retry_guard_rejects_bad_settings(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        EarlyRetryGuard(**kwargs)  # type: ignore[arg-type]

@@ -29,7 +29,12 @@ from steward.serving._fallback import (
 )
 from steward.serving._gateway import create_app, create_app_from_env, error_response
 from steward.serving._gateway_settings import GatewaySettings
-from steward.serving._limits import AdmissionController, RateLimiter, TokenBucket
+from steward.serving._limits import (
+    AdmissionController,
+    EarlyRetryGuard,
+    RateLimiter,
+    TokenBucket,
+)
 from steward.serving._predlog import (
     FeedbackRecord,
     PredictionArchive,
@@ -40,6 +45,7 @@ from steward.serving._predlog import (
 from steward.serving._resilience import (
     CircuitBreaker,
     CircuitOpenError,
+    EarlyRetryError,
     ModelTimeoutError,
     OverloadedError,
     RateLimitedError,
@@ -74,6 +80,8 @@ __all__ = [
     "DeploymentRevision",
     "DeploymentService",
     "DeploymentSettings",
+    "EarlyRetryError",
+    "EarlyRetryGuard",
     "EpsilonGreedy",
     "Fallback",
     "FeedbackRecord",

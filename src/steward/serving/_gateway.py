@@ -45,7 +45,11 @@ from steward.serving._gateway_http import error_response, json_response, read_bo
 from steward.serving._gateway_settings import GatewaySettings
 from steward.serving._online_features import FetchedFeatures
 from steward.serving._predlog import FeedbackRecord, PredictionRecord
-from steward.serving._resilience import RateLimitedError, timeout_error
+from steward.serving._resilience import (
+    OverloadedError,
+    RateLimitedError,
+    timeout_error,
+)
 from steward.serving._runtime import DeploymentRuntime, ModelFailedError, VariantRuntime
 from steward.serving._wire import (
     PredictInputs,
@@ -106,6 +110,16 @@ def _caller_key(caller: Caller, request: Request) -> str:
     return f"address:{request.client.host if request.client else 'unknown'}"
 
 
+def _connection_key(caller: Caller, request: Request) -> tuple[Any, ...] | None:
+    """The early-retry guard's key: the client's connection and the caller on it.
+
+    The caller is part of it so that a proxy which pools its connections to the
+    gateway does not get one caller's request held for another's refusal.
+    """
+    client = request.scope.get("client")
+    return None if client is None else (*client, caller.name)
+
+
 class _Handlers:
     """The endpoints, bound to one worker's state."""
 
@@ -131,10 +145,13 @@ class _Handlers:
         started = time.perf_counter()
         name = request.path_params["name"]
         seen = _Seen()
+        connection = None
         try:
             caller = self.worker.authorize(
                 request.headers.get("authorization"), f"predict:{name}", f"deployment:{name}"
             )
+            connection = _connection_key(caller, request)
+            await self.worker.early_retries.check(connection)
             self._limit(name, caller, request)
             runtime = self._runtime(name)
             decoded = decode_inputs(
@@ -152,6 +169,9 @@ class _Handlers:
         except Exception as exc:
             self.worker.metrics.errors.labels(self._label(name), type(exc).__name__).inc()
             response = error_response(exc)
+            if isinstance(exc, OverloadedError):
+                retry_after = float(exc.retry_after_header)  # what the client was told
+                self.worker.early_retries.refused(connection, retry_after_s=retry_after)
         self.worker.metrics.count_request(
             self._label(name),
             seen.variant,

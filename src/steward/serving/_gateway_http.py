@@ -18,7 +18,12 @@ from steward.core import (
 )
 from steward.governance import AuthenticationError
 from steward.registry import SignatureError
-from steward.serving._resilience import ModelTimeoutError, RateLimitedError, RetryLaterError
+from steward.serving._resilience import (
+    EarlyRetryError,
+    ModelTimeoutError,
+    RateLimitedError,
+    RetryLaterError,
+)
 from steward.serving._runtime import ModelFailedError
 from steward.serving._wire import RequestProblemError
 
@@ -52,6 +57,7 @@ def error_response(exc: BaseException) -> Response:
     NotFoundError                   404
     ConflictError                   409
     RateLimitedError                429     Retry-After
+    EarlyRetryError                 429     Retry-After: 0
     RetryLaterError (overload,      503     Retry-After
       open circuit breaker)
     ModelTimeoutError               504
@@ -81,7 +87,7 @@ def error_response(exc: BaseException) -> Response:
     if isinstance(exc, ConflictError):
         return json_response({"error": "conflict", "message": message}, 409)
     if isinstance(exc, RetryLaterError):
-        status = 429 if isinstance(exc, RateLimitedError) else 503
+        status = 429 if isinstance(exc, RateLimitedError | EarlyRetryError) else 503
         headers = {"Retry-After": exc.retry_after_header}
         return json_response({"error": "retry_later", "message": message}, status, headers)
     if isinstance(exc, ModelTimeoutError):

@@ -51,6 +51,17 @@ class GatewaySettings(PredictionLogSettings):
     gateway_max_queue_wait_s: float = Field(
         default=2.0, gt=0, description="The longest a request waits for a slot before 503."
     )
+    gateway_early_retry_hold_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description=(
+            "A caller's connection refused for overload (503 + Retry-After) that sends "
+            "again before that time is held until then (at most this many seconds) and "
+            "refused with 429 and Retry-After: 0, so clients that retry at once cannot "
+            "flood an overloaded worker with refusals (0: never hold)."
+        ),
+    )
     gateway_inline_call_ms: float = Field(
         default=0.5,
         ge=0,

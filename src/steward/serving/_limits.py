@@ -7,6 +7,10 @@
   most ``max_queued`` wait; the next one is refused *at once* with a
   retry-after hint (HTTP 503), rather than queueing without bound and making
   every request slow.
+- :class:`EarlyRetryGuard`: a connection that was told to retry later and
+  sends again before that time is held until then and refused (HTTP 429,
+  ``Retry-After: 0``), so a client that ignores ``Retry-After`` cannot turn
+  overload into a stream of refusals.
 """
 
 from __future__ import annotations
@@ -17,14 +21,20 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from steward.core import InvalidInputError
-from steward.serving._resilience import OverloadedError, RateLimitedError
+from steward.serving._resilience import EarlyRetryError, OverloadedError, RateLimitedError
 
-__all__ = ["AdmissionController", "AdmissionSnapshot", "RateLimiter", "TokenBucket"]
+__all__ = [
+    "AdmissionController",
+    "AdmissionSnapshot",
+    "EarlyRetryGuard",
+    "RateLimiter",
+    "TokenBucket",
+]
 
 
 def _positive(name: str, value: float) -> None:
@@ -189,11 +199,12 @@ class AdmissionController:
     Waiting requests are admitted first come, first served. With
     ``max_queue_wait_s``, a request whose expected wait (the queue ahead of it
     times the mean time a request holds a slot, over the slots) is longer than
-    that is not queued: it is refused, after being held that long, which keeps
-    the queue short for the requests that will get in and keeps a refused client
-    from coming straight back.  A waiter that is
-    cancelled (its client went away) leaves the queue; a slot handed to it as it
-    was cancelled passes to the next waiter.
+    that is not queued but refused at once, which keeps the queue short for the
+    requests that will get in; one that is queued and still gets no slot in
+    that time is refused then.  (A client that ignores the retry hint and comes
+    straight back is the gateway's :class:`EarlyRetryGuard`'s to hold.)  A
+    waiter that is cancelled (its client went away) leaves the queue; a slot
+    handed to it as it was cancelled passes to the next waiter.
 
     Example:
         >>> async def main() -> int:
@@ -288,19 +299,15 @@ class AdmissionController:
         if limit is not None and self._service_s is not None:
             expected = self._service_s * (len(self._waiters) + 1) / self.max_in_flight
             if expected > limit:
-                # It would not get a slot in time. Refuse it without queueing it, so the
-                # queue stays short for those that will; but only after holding it as
-                # long as it could have waited, so that its client cannot come straight
-                # back and spend the worker's time on refusals.
+                # It would not get a slot in time: refuse it now rather than queue it, so
+                # the queue stays short for those that will get in.
                 self._rejected += 1
-                refusal = OverloadedError(
+                raise OverloadedError(
                     f"the gateway is at capacity: a slot would take about {expected:.2f} s "
                     f"({len(self._waiters)} waiting), over the {limit:g} s limit; retry in "
                     f"{self.retry_after_s():.2f} s",
                     retry_after_s=self.retry_after_s(),
                 )
-                await asyncio.sleep(limit)
-                raise refusal
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -338,3 +345,100 @@ class AdmissionController:
         seconds = max(seconds, 0.0)
         previous = self._service_s
         self._service_s = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+
+
+class EarlyRetryGuard:
+    """Hold a connection's request that comes before the ``Retry-After`` it was given.
+
+    Under overload a refusal costs a worker nearly as much as an answer, and a
+    client that retries at once, ignoring ``Retry-After``, keeps its place in the
+    crowd: the worker spends its time refusing it and every accepted request
+    waits behind more clients.  After such a refusal (:class:`OverloadedError`,
+    HTTP 503) the gateway has the guard note when the connection may come back:
+    now plus the ``Retry-After`` it was sent, at most ``max_hold_s``.  A request
+    that comes sooner is held until then and refused with
+    :class:`EarlyRetryError` (``Retry-After: 0``: the wait is over), and the next
+    goes through as usual.  A client that honours ``Retry-After`` is never held.
+
+    Keyed by connection: the gateway uses the client's address and port and the
+    caller's name, since HTTP/1.1 sends one request at a time on a connection and
+    a proxy that pools connections may send several callers' requests on one.
+    One per event loop; not thread-safe.  At most ``max_connections``
+    connections are remembered (the oldest are forgotten).
+
+    Example:
+        >>> guard = EarlyRetryGuard(max_hold_s=1.0, clock=lambda: 0.0)
+        >>> guard.refused(("10.0.0.7", 50412), retry_after_s=2.0)
+        >>> guard.hold_s(("10.0.0.7", 50412)), guard.hold_s(("10.0.0.8", 40001))
+        (1.0, 0.0)
+
+    Args:
+        max_hold_s: the longest a request is held (0: never hold).
+        max_connections: how many refused connections are remembered.
+        clock: a monotonic clock in seconds (inject one in tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_hold_s: float,
+        max_connections: int = 65_536,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        number = isinstance(max_hold_s, int | float) and not isinstance(max_hold_s, bool)
+        if not number or not math.isfinite(max_hold_s) or max_hold_s < 0:
+            raise InvalidInputError(f"max_hold_s must be a number >= 0, got {max_hold_s!r}")
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise InvalidInputError(
+                f"max_connections must be an integer >= 1, got {max_connections!r}"
+            )
+        self.max_hold_s = float(max_hold_s)
+        self.max_connections = max_connections
+        self._clock = clock
+        self._not_before: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
+        self.held = 0
+
+    def refused(self, connection: Hashable | None, *, retry_after_s: float) -> None:
+        """Note that ``connection`` was told to come back after ``retry_after_s`` seconds."""
+        if connection is None or self.max_hold_s <= 0:
+            return
+        wait = min(max(retry_after_s, 0.0), self.max_hold_s)
+        self._not_before[connection] = (self._clock() + wait, wait)
+        self._not_before.move_to_end(connection)
+        while len(self._not_before) > self.max_connections:
+            self._not_before.popitem(last=False)
+
+    def hold_s(self, connection: Hashable | None) -> float:
+        """Seconds a request on ``connection`` would be held now (0.0: none)."""
+        if connection is None or not self._not_before:
+            return 0.0
+        noted = self._not_before.get(connection)
+        return 0.0 if noted is None else max(noted[0] - self._clock(), 0.0)
+
+    async def check(self, connection: Hashable | None) -> None:
+        """Let a request through, or hold it until its connection may come back and refuse it.
+
+        Raises:
+            EarlyRetryError: the connection came back early; it was held until it
+                may come back.
+        """
+        if connection is None or not self._not_before:
+            return  # the common case: nobody was refused
+        noted = self._not_before.pop(connection, None)
+        if noted is None:
+            return
+        not_before, asked = noted
+        early = not_before - self._clock()
+        if early <= 0:
+            return
+        self.held += 1
+        await asyncio.sleep(early)
+        raise EarlyRetryError(
+            f"this connection was asked to wait {asked:g} s before retrying and came back "
+            f"{asked - early:.3f} s later; it was held until then and may retry now",
+            retry_after_s=0.0,
+        )

@@ -7,7 +7,8 @@ The error tree of this module (they extend the shared leaves of
     ├── RetryLaterError           the request was refused now; ``retry_after_s`` says when
     │   ├── OverloadedError       the admission gate is full (HTTP 503 + Retry-After)
     │   ├── CircuitOpenError      the variant's circuit breaker is open (HTTP 503 + Retry-After)
-    │   └── RateLimitedError      the caller's token bucket is empty (HTTP 429 + Retry-After)
+    │   ├── RateLimitedError      the caller's token bucket is empty (HTTP 429 + Retry-After)
+    │   └── EarlyRetryError       a connection came back before its Retry-After (HTTP 429)
     └── ModelTimeoutError         the model did not answer within its timeout (HTTP 504)
 
 Rate limiting and admission live in ``_limits``; fallbacks in ``_fallback``.
@@ -30,6 +31,7 @@ __all__ = [
     "CircuitBreaker",
     "CircuitBreakerSnapshot",
     "CircuitOpenError",
+    "EarlyRetryError",
     "ModelTimeoutError",
     "OverloadedError",
     "RateLimitedError",
@@ -70,6 +72,19 @@ class CircuitOpenError(RetryLaterError):
 
 class RateLimitedError(RetryLaterError):
     """The caller used up its request budget (token bucket)."""
+
+
+class EarlyRetryError(RetryLaterError):
+    """A connection sent a request before the ``Retry-After`` it was given had passed.
+
+    The request was held until that time and refused; the connection may retry at
+    once (``Retry-After: 0``).
+    """
+
+    @property
+    def retry_after_header(self) -> str:
+        """``0``: the wait it was asked for is over."""
+        return "0"
 
 
 class ModelTimeoutError(BackendUnavailableError):

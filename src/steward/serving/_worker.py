@@ -34,7 +34,7 @@ from steward.serving._canary_controller import CanaryController
 from steward.serving._canary_service import CanaryService
 from steward.serving._deployments import DeploymentService
 from steward.serving._gateway_settings import GatewaySettings
-from steward.serving._limits import AdmissionController, RateLimiter
+from steward.serving._limits import AdmissionController, EarlyRetryGuard, RateLimiter
 from steward.serving._log_compaction import LogCompactor
 from steward.serving._metrics import GatewayMetrics
 from steward.serving._online_features import FeatureFetcher
@@ -105,6 +105,7 @@ class GatewayWorker:
             max_queued=settings.gateway_max_queued,
             max_queue_wait_s=settings.gateway_max_queue_wait_s,
         )
+        self.early_retries = EarlyRetryGuard(max_hold_s=settings.gateway_early_retry_hold_s)
         self.rate_limiter = _rate_limiter(settings)
         self.bandit_store = SqlBanditStateStore(self.store.database)
         self.canaries = CanaryController(
