@@ -438,7 +438,9 @@ class _FloatLayout:
         if not structs or len(structs) > max_rows:
             return None
         rows = list(map(msgspec.structs.astuple, structs))
-        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
+        count = len(rows) * self.width  # fromiter over the flat values: no shape discovery
+        flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=count)
+        matrix = flat.reshape(len(rows), self.width)
         if not np.isfinite(matrix).all():
             return None
         return inputs, _FloatRecords(rows, self.names), matrix
