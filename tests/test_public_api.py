@@ -310,6 +310,8 @@ PUBLIC = {
         "DeploymentRevision",
         "DeploymentService",
         "DeploymentSettings",
+        "EarlyRetryError",
+        "EarlyRetryGuard",
         "EpsilonGreedy",
         "Fallback",
         "FeedbackRecord",
