@@ -106,7 +106,7 @@ def test_rate_limiter_bounds_the_callers_it_remembers() -> None:
     ],
 )
 def test_rate_limiter_rejects_bad_settings(kwargs: dict[str, float]) -> None:
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(InvalidInputError, match=r"must be a positive number|must be an integer"):
         RateLimiter(**kwargs)  # type: ignore[arg-type]
 
 
@@ -293,8 +293,10 @@ def test_admission_exception_inside_releases_the_slot() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"max_in_flight": 0, "max_queued": 1}, "max_in_flight"),
-        ({"max_in_flight": 1, "max_queued": -1}, "max_queued"),
+        ({"max_in_flight": 0, "max_queued": 1}, "max_in_flight must be an integer >= 1"),
+        ({"max_in_flight": True, "max_queued": 1}, "max_in_flight must be an integer >= 1"),
+        ({"max_in_flight": 1, "max_queued": -1}, "max_queued must be an integer >= 0"),
+        ({"max_in_flight": 1, "max_queued": 1.5}, "max_queued must be an integer >= 0"),
         ({"max_in_flight": 1, "max_queued": 1, "max_queue_wait_s": 0}, "max_queue_wait_s"),
     ],
 )

@@ -37,10 +37,18 @@ __all__ = [
 ]
 
 
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _positive(name: str, value: float) -> None:
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value <= 0:
+    if not _finite_number(value) or value <= 0:
         raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
+
+
+def _integer_at_least(name: str, value: int, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 class TokenBucket:
@@ -134,8 +142,7 @@ class RateLimiter:
     ) -> None:
         _positive("rate limit capacity", capacity)
         _positive("rate limit refill_per_s", refill_per_s)
-        if isinstance(max_callers, bool) or not isinstance(max_callers, int) or max_callers < 1:
-            raise InvalidInputError(f"max_callers must be an integer >= 1, got {max_callers!r}")
+        _integer_at_least("max_callers", max_callers, 1)
         self.capacity = capacity
         self.refill_per_s = refill_per_s
         self.max_callers = max_callers
@@ -232,14 +239,8 @@ class AdmissionController:
         default_retry_after_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if (
-            isinstance(max_in_flight, bool)
-            or not isinstance(max_in_flight, int)
-            or max_in_flight < 1
-        ):
-            raise InvalidInputError(f"max_in_flight must be an integer >= 1, got {max_in_flight!r}")
-        if isinstance(max_queued, bool) or not isinstance(max_queued, int) or max_queued < 0:
-            raise InvalidInputError(f"max_queued must be an integer >= 0, got {max_queued!r}")
+        _integer_at_least("max_in_flight", max_in_flight, 1)
+        _integer_at_least("max_queued", max_queued, 0)
         if max_queue_wait_s is not None:
             _positive("max_queue_wait_s", max_queue_wait_s)
         _positive("default_retry_after_s", default_retry_after_s)
@@ -385,17 +386,9 @@ class EarlyRetryGuard:
         max_connections: int = 65_536,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        number = isinstance(max_hold_s, int | float) and not isinstance(max_hold_s, bool)
-        if not number or not math.isfinite(max_hold_s) or max_hold_s < 0:
+        if not _finite_number(max_hold_s) or max_hold_s < 0:
             raise InvalidInputError(f"max_hold_s must be a number >= 0, got {max_hold_s!r}")
-        if (
-            isinstance(max_connections, bool)
-            or not isinstance(max_connections, int)
-            or max_connections < 1
-        ):
-            raise InvalidInputError(
-                f"max_connections must be an integer >= 1, got {max_connections!r}"
-            )
+        _integer_at_least("max_connections", max_connections, 1)
         self.max_hold_s = float(max_hold_s)
         self.max_connections = max_connections
         self._clock = clock
