@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from starlette.testclient import TestClient
 from tests.governance._support import token_for
 from tests.serving._deploy_support import Home, gateway_settings, open_home, query_log, record
@@ -192,3 +193,9 @@ def test_gateway_holds_a_caller_that_retries_before_its_retry_after(home: Home) 
     assert errors % ("OverloadedError", "2.0") in seen
     assert errors % ("EarlyRetryError", "1.0") in seen
     assert requests_line(429, "-", 1.0) in seen
+
+
+@pytest.mark.parametrize("value", [-1, 61, "soon", float("nan")])
+def test_gateway_early_retry_hold_setting_is_checked(home: Home, value: object) -> None:
+    with pytest.raises(ValidationError, match="gateway_early_retry_hold_s"):
+        GatewaySettings(home=home.path, gateway_early_retry_hold_s=value)  # type: ignore[call-arg]
